@@ -1,0 +1,3 @@
+from aivp.cli import main
+
+raise SystemExit(main())
