@@ -1,0 +1,330 @@
+"""Turn a tool's generic arguments into one model's native input, checked against the catalog.
+
+Tools speak *roles* (`duration`, `start_image`, `references` ...); each model's parameters say
+which native field a role lands in and what values it takes. Everything here runs before any
+money is spent: a value outside an enum or range, a missing required input, a broken rule or too
+many references raises `InvalidParameterError` naming the valid choices.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InvalidParameterError
+from ..inputs import InputRef
+from . import effective_params
+from .schema import Endpoint, Model, Param, Route
+
+# The tool argument a caller uses for each role, for messages.
+ROLE_ARG = {
+    "start_image": "image",
+    "image": "image",
+    "end_image": "end_image",
+    "references": "references",
+    "mask": "mask",
+    "video": "video",
+    "prompt": "prompt",
+    "multi_prompt": "shots",
+    "elements": "elements",
+}
+# Roles that may be dropped with a warning when a model has no field for them; every other role
+# changes the result too much to drop silently.
+SOFT_ROLES = {"seed", "negative_prompt", "camera_fixed", "output_format", "aspect_ratio", "resolution"}
+
+ASPECT_PRESETS = {
+    "16:9": "landscape_16_9",
+    "4:3": "landscape_4_3",
+    "1:1": "square_hd",
+    "3:4": "portrait_4_3",
+    "9:16": "portrait_16_9",
+}
+
+
+@dataclass
+class Built:
+    """A native payload ready to submit (InputRefs still to be uploaded) and what it will cost."""
+
+    model: Model
+    endpoint: Endpoint
+    route: Route
+    params: dict[str, Param]
+    payload: dict[str, Any]
+    effective: dict[str, Any]  # payload plus the model's defaults: what will actually run
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.id} ({self.endpoint.task})"
+
+    def role_field(self, role: str) -> str | None:
+        return next((n for n, p in self.params.items() if p.role == role), None)
+
+    def role_value(self, role: str) -> Any:
+        name = self.role_field(role)
+        return None if name is None else self.effective.get(name)
+
+
+def choose_endpoint(model: Model, task: str) -> Endpoint:
+    for e in model.endpoints:
+        if task in e.tasks:
+            return e
+    from . import catalog
+
+    doing = sorted({m.id for m in catalog().models for e in m.endpoints if task in e.tasks})
+    raise InvalidParameterError(
+        f"{model.id} does not do {task}; it does {', '.join(sorted({t for e in model.endpoints for t in e.tasks}))}. "
+        f"Models that do {task}: {', '.join(doing) or 'none'}."
+    )
+
+
+def build(
+    model: Model,
+    endpoint: Endpoint,
+    route: Route,
+    roles: dict[str, Any],
+    options: dict[str, Any] | None = None,
+    *,
+    soft: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Built:
+    """Map role values and native options onto the model's fields and check everything.
+
+    `roles` holds generic values (None means not given); `soft` names roles that came from
+    defaults (project settings) rather than the caller, which are dropped quietly when unsupported.
+    """
+    params = effective_params(model, endpoint, route)
+    by_role = {p.role: name for name, p in params.items() if p.role}
+    b = Built(model, endpoint, route, params, payload={}, effective={})
+    label = b.label
+    values = {k: v for k, v in roles.items() if v is not None and v != []}
+
+    # The edited image rides at the front of the reference list on models that take one list.
+    if "image" in values and "image" not in by_role and "references" in by_role:
+        values["references"] = [values.pop("image"), *values.get("references", [])]
+
+    _place_size(b, values, by_role, soft)
+    for role, value in values.items():
+        name = by_role.get(role)
+        if name is None:
+            arg = ROLE_ARG.get(role, role)
+            if role in SOFT_ROLES or role in soft:
+                if role not in soft:
+                    b.warnings.append(f"{label} has no {arg} setting; {arg}={_show(value)} was not sent.")
+                continue
+            raise InvalidParameterError(
+                f"{label} does not take {arg}. {_supported(by_role)} Pick another model with search_models."
+            )
+        if role == "duration":
+            value = coerce_duration(label, name, params[name], value)
+        b.payload[name] = check(label, name, params[name], value)
+
+    for name, value in (options or {}).items():
+        if name not in params:
+            raise InvalidParameterError(
+                f"{label} has no option {name!r}. Its options are: {', '.join(sorted(params))}."
+            )
+        if name in b.payload:
+            raise InvalidParameterError(
+                f"{name} is set twice for {label}: by a tool argument and in options; keep one."
+            )
+        b.payload[name] = check(label, name, params[name], value)
+
+    for name, p in params.items():
+        if p.required and name not in b.payload:
+            arg = ROLE_ARG.get(p.role or "", name)
+            raise InvalidParameterError(f"{label} needs {arg}: {(p.description or 'it is required').rstrip('.')}.")
+    b.effective = {**{n: p.default for n, p in params.items() if p.default is not None}, **b.payload}
+    _check_rules(b)
+    return b
+
+
+def _place_size(b: Built, values: dict[str, Any], by_role: dict[str, str], soft: set[str]) -> None:
+    """Fit aspect ratio / size onto whichever of aspect_ratio, image_size, resolution the model has."""
+    size, ratio = values.get("size"), values.get("aspect_ratio")
+    if size is not None and "size" not in by_role:
+        values.pop("size")
+        if "resolution" in by_role and str(size) in _enum(b.params[by_role["resolution"]]):
+            values.setdefault("resolution", str(size))
+        elif m := re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(\d+)\s*", str(size)):
+            if "aspect_ratio" in by_role and ratio is None:
+                values["aspect_ratio"] = nearest_ratio(int(m[1]), int(m[2]), _enum(b.params[by_role["aspect_ratio"]]))
+                b.warnings.append(f"{b.label} takes an aspect ratio, not a pixel size; sent {values['aspect_ratio']}.")
+        else:
+            raise InvalidParameterError(f"{b.label} has no size setting; {_supported(by_role)}")
+    if ratio is not None and "aspect_ratio" not in by_role and "size" in by_role and "size" not in values:
+        values.pop("aspect_ratio")
+        p = b.params[by_role["size"]]
+        preset = ASPECT_PRESETS.get(str(ratio))
+        if preset and preset in (p.presets or {}):
+            values["size"] = preset
+        elif p.custom_size and (wh := ratio_size(str(ratio))):
+            values["size"] = {"width": wh[0], "height": wh[1]}
+        elif "aspect_ratio" not in soft:
+            raise InvalidParameterError(
+                f"{b.label} cannot make a {ratio} image; its sizes are {', '.join(p.presets or {})}."
+            )
+    elif ratio is not None and "size" in values and "aspect_ratio" not in by_role:
+        values.pop("aspect_ratio")  # an explicit size wins over the ratio
+
+
+def check(label: str, name: str, p: Param, value: Any) -> Any:
+    """Validate (and gently coerce) one native value; raise naming what is allowed."""
+    where = f"{label}: {name}"
+    t = p.type
+    if t in ("image", "video"):
+        if not isinstance(value, InputRef | str):
+            raise InvalidParameterError(f"{where} must be one {t} (a project path, https URL or data: URI).")
+        return value
+    if t == "images":
+        items = value if isinstance(value, list) else [value]
+        _check_count(where, p, items, "images")
+        return items
+    if t == "array":
+        if not isinstance(value, list):
+            raise InvalidParameterError(f"{where} must be a list.")
+        _check_count(where, p, value, "items")
+        return value
+    if t == "object":
+        if not isinstance(value, dict):
+            raise InvalidParameterError(f"{where} must be an object.")
+        return value
+    if t == "size":
+        return _check_size(where, p, value)
+    if t == "boolean":
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise InvalidParameterError(f"{where} must be true or false.")
+        return value
+    if t in ("integer", "number"):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise InvalidParameterError(f"{where} must be a number, not {value!r}.") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            raise InvalidParameterError(f"{where} must be a number.")
+        if t == "integer":
+            if value != int(value):
+                raise InvalidParameterError(f"{where} must be a whole number, not {value}.")
+            value = int(value)
+    if t == "string":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(int(value)) if float(value).is_integer() else str(value)
+        if not isinstance(value, str):
+            raise InvalidParameterError(f"{where} must be text.")
+    if p.values is not None:
+        match = next((v for v in p.values if v == value or str(v) == str(value)), None)
+        if match is None:
+            raise InvalidParameterError(
+                f"{where}={_show(value)} is not allowed; choose one of {', '.join(_show(v) for v in p.values)}."
+            )
+        value = match
+    if t in ("integer", "number") and (
+        (p.min is not None and value < p.min) or (p.max is not None and value > p.max)
+    ):
+        raise InvalidParameterError(f"{where}={value} is out of range; it must be {_range(p)}.")
+    return value
+
+
+def _check_count(where: str, p: Param, items: list[Any], what: str) -> None:
+    if p.max_items is not None and len(items) > p.max_items:
+        raise InvalidParameterError(f"{where} takes at most {p.max_items} {what}; {len(items)} were given.")
+    if p.min_items is not None and len(items) < p.min_items:
+        raise InvalidParameterError(f"{where} needs at least {p.min_items} {what}; {len(items)} were given.")
+
+
+def _check_size(where: str, p: Param, value: Any) -> Any:
+    presets = p.presets or {}
+    if isinstance(value, str):
+        if value in presets:
+            return value
+        if m := re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(\d+)\s*", value):
+            value = {"width": int(m[1]), "height": int(m[2])}
+    if isinstance(value, dict) and p.custom_size:
+        w, h = value.get("width"), value.get("height")
+        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+            if (p.min is not None and min(w, h) < p.min) or (p.max is not None and max(w, h) > p.max):
+                raise InvalidParameterError(f"{where}: width and height must be {_range(p)}.")
+            return {"width": w, "height": h}
+    custom = " or WIDTHxHEIGHT" if p.custom_size else ""
+    raise InvalidParameterError(f"{where}={_show(value)} is not a size it takes; use {', '.join(presets)}{custom}.")
+
+
+def coerce_duration(label: str, name: str, p: Param, seconds: Any) -> Any:
+    """Spell a duration the way the model wants it ("5", "8s", 5) or name the durations it takes."""
+    try:
+        s = float(str(seconds).strip().rstrip("s"))
+    except ValueError:
+        raise InvalidParameterError(f"{label}: duration must be a number of seconds, not {seconds!r}.") from None
+    if p.values:
+        for v in p.values:
+            if float(str(v).rstrip("s")) == s:
+                return v
+        shown = ", ".join(f"{str(v).rstrip('s')}s" for v in p.values)
+        raise InvalidParameterError(f"{label} makes clips of {shown}; {s:g}s is not one of them.")
+    if p.type in ("integer", "number"):
+        return int(s) if p.type == "integer" and s.is_integer() else s
+    return str(int(s)) if s.is_integer() else str(s)
+
+
+def _check_rules(b: Built) -> None:
+    for rule in [*b.model.rules, *b.endpoint.rules]:
+        present = {k for k, v in b.payload.items() if v not in (None, "", [])}
+        if rule.exactly_one is not None and len(present & set(rule.exactly_one)) != 1:
+            names = " or ".join(ROLE_ARG.get(b.params[n].role or "", n) if n in b.params else n for n in rule.exactly_one)
+            raise InvalidParameterError(rule.message or f"{b.label} needs exactly one of {names}, not both or neither.")
+        if rule.at_most_one is not None and len(present & set(rule.at_most_one)) > 1:
+            raise InvalidParameterError(rule.message or f"{b.label} takes only one of {', '.join(rule.at_most_one)}.")
+        for name, needs in (rule.requires or {}).items():
+            if name in present and not set(needs) <= present:
+                raise InvalidParameterError(rule.message or f"{b.label}: {name} also needs {', '.join(needs)}.")
+    limits = b.endpoint.limits or b.model.limits
+    refs = b.payload.get(b.role_field("references") or "", [])
+    if limits.max_refs is not None and isinstance(refs, list) and len(refs) > limits.max_refs:
+        raise InvalidParameterError(
+            f"{b.label} takes at most {limits.max_refs} reference images; {len(refs)} were given. "
+            "Drop some, or pick a model that takes more with search_models(capability='multi-reference')."
+        )
+
+
+def _enum(p: Param) -> list[str]:
+    return [str(v) for v in p.values or []]
+
+
+def _supported(by_role: dict[str, str]) -> str:
+    args = sorted({ROLE_ARG.get(r, r) for r in by_role})
+    return f"It takes: {', '.join(args)}."
+
+
+def _range(p: Param) -> str:
+    if p.min is not None and p.max is not None:
+        return f"between {p.min:g} and {p.max:g}"
+    return f"at least {p.min:g}" if p.min is not None else f"at most {p.max:g}"
+
+
+def _show(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def parse_ratio(ratio: str) -> float | None:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*[:/x]\s*(\d+(?:\.\d+)?)\s*", ratio)
+    return float(m[1]) / float(m[2]) if m and float(m[2]) else None
+
+
+def ratio_size(ratio: str, megapixels: float = 1.0, multiple: int = 16) -> tuple[int, int] | None:
+    """A width x height near `megapixels` with the given ratio, both multiples of 16."""
+    r = parse_ratio(ratio)
+    if r is None:
+        return None
+    h = math.sqrt(megapixels * 1_000_000 / r)
+    w = h * r
+    return int(round(w / multiple) * multiple), int(round(h / multiple) * multiple)
+
+
+def nearest_ratio(w: int, h: int, choices: list[str]) -> str:
+    target = w / h
+    scored = [(abs(math.log((parse_ratio(c) or target) / target)), c) for c in choices if parse_ratio(c)]
+    return min(scored)[1] if scored else f"{w}:{h}"

@@ -1,0 +1,468 @@
+"""The job runner: the only writer of job state.
+
+For every generation: a ledger row first (idempotency key = provider + endpoint + canonical
+input + output target), then uploads and the submit, then following the job (SSE or polling),
+fetching its result and writing the files (see `outputs.py`). Jobs run in the server's task
+group, not in the tool call that started them: a caller waits at most `wait_s` and gets a handle,
+and a client that cancels its call only detaches. On start-up every unfinished job in the ledger
+is picked up again without a second submit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+from anyio.abc import TaskGroup
+
+from .catalog.params import Built
+from .catalog.pricing import Estimate
+from .errors import (
+    AivpError,
+    BudgetExceeded,
+    JobCanceled,
+    JobFailed,
+    JobNotFound,
+    OutputLost,
+    ProviderAuthError,
+    ProviderError,
+    SubmitUncertain,
+)
+from .inputs import InputRef, iter_inputs, map_inputs
+from .ledger import ACTIVE_STATES, JobRow, Ledger, now_iso
+from .project import Project
+from .providers.base import Canceled, Completed, Handle, Provider, Queued, Running
+from .providers.http import RetryPolicy
+from .settings import Settings
+
+log = logging.getLogger("aivp.jobs")
+UPLOAD_CACHE_S = 6 * 24 * 3600
+
+
+@dataclass
+class JobRequest:
+    """Everything a tool hands the runner to start one generation."""
+
+    tool: str
+    built: Built
+    kind: str  # "image" | "video": where outputs and records go
+    mode: str  # T2I, I2I, EDIT, INPAINT, UPSCALE, T2V, I2V, FLF, R2V, V2V
+    prompt: str | None
+    estimate: Estimate
+    targets: list[str] | None = None  # explicit output paths; None: image|video/generated/
+    overwrite: bool = False
+    fresh: bool = False
+    record_type: str = "image"
+    plan_type: str | None = None  # row "Type" in plan.md; None: no plan row
+    extra: dict[str, Any] = field(default_factory=dict)  # more record fields (character_refs ...)
+
+    @property
+    def provider(self) -> str:
+        return self.built.route.provider
+
+    def idem_key(self) -> str:
+        canonical = {
+            "provider": self.provider,
+            "endpoint": self.built.route.endpoint,
+            "input": map_inputs(self.built.payload, lambda r: r.canonical),
+            "targets": self.targets,
+            "overwrite": self.overwrite,
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event of a job, forwarded to MCP progress notifications."""
+
+    job_id: str
+    state: str
+    elapsed_s: float
+    message: str
+    terminal: bool = False
+
+
+@dataclass
+class _Live:
+    started: float = field(default_factory=time.monotonic)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    subscribers: set[Any] = field(default_factory=set)
+    logs: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    driving: bool = False
+    scope: anyio.CancelScope | None = None
+
+
+@dataclass(frozen=True)
+class Started:
+    row: JobRow
+    created: bool  # False: an identical job was reused (completed) or joined (in flight)
+
+
+class JobRunner:
+    """Owns every job of one project for the life of the server."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, project: Project,
+                 providers: dict[str, Provider], client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        self.project = project
+        self.providers = providers
+        self.client = client
+        self._tg: TaskGroup | None = None
+        self._live: dict[str, _Live] = {}
+        self._payloads: dict[str, dict[str, Any]] = {}
+        self._slots = anyio.Semaphore(settings.max_concurrent_jobs)
+        self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
+
+    # ---------------------------------------------------------------- life cycle
+
+    async def run(self, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled (server shutdown); unfinished jobs stay in the ledger for next time."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            self.resume()
+            task_status.started()
+            await anyio.sleep_forever()
+
+    def resume(self) -> None:
+        for row in self.ledger.unfinished():
+            if row.state == "pending":
+                self.ledger.update(row.id, state="failed", error_code="interrupted", cost_usd=0.0, finished_at=now_iso(),
+                                   error="The server stopped before this job was submitted; nothing was sent or "
+                                         "charged. Call the tool again.")
+            elif row.state == "submitting":
+                self._mark_unknown(row.id, "The server stopped while the submit was in flight")
+            else:
+                log.info("resuming job %s (%s) at %s", row.id, row.endpoint, row.state)
+                self._spawn(row.id)
+
+    def _spawn(self, job_id: str) -> None:
+        live = self._live.setdefault(job_id, _Live())
+        if live.driving or self._tg is None:
+            return
+        live.driving = True
+        self._tg.start_soon(self._drive, job_id)
+
+    # ---------------------------------------------------------------- starting and waiting
+
+    async def start(self, req: JobRequest) -> Started:
+        """Create the job (or find the identical one), then run it in the background."""
+        outputs_exist = self._outputs_exist
+
+        def reuse(rows: list[JobRow]) -> JobRow | None:
+            if req.fresh:
+                return None
+            for r in rows:
+                if r.state in ACTIVE_STATES or (r.state == "completed" and outputs_exist(r)):
+                    return r
+            return None
+
+        def within_budget() -> None:
+            if self.settings.budget_usd is None:
+                return
+            spend = self.ledger.spend()
+            total = spend["spent_usd"] + spend["committed_usd"] + req.estimate.usd
+            if total > self.settings.budget_usd + 1e-9:
+                raise BudgetExceeded(
+                    f"This call would cost about ${req.estimate.usd:.2f}; with ${spend['spent_usd']:.2f} spent and "
+                    f"${spend['committed_usd']:.2f} in running jobs it would pass the ${self.settings.budget_usd:.2f} "
+                    "budget (AIVP_BUDGET_USD). Nothing was sent. Raise the budget or pick a cheaper model."
+                )
+
+        b = req.built
+        refs = iter_inputs(b.payload)
+        spec = {
+            "kind": req.kind, "mode": req.mode, "shape": b.endpoint.output, "prompt": req.prompt,
+            "targets": req.targets, "overwrite": req.overwrite, "record_type": req.record_type,
+            "plan_type": req.plan_type, "model": b.model.id, "model_name": b.model.name,
+            "estimate": req.estimate.as_dict(), "warnings": b.warnings, "extra": req.extra,
+            "effective": _record_payload(b.effective), "inputs": [r.record() for r in refs],
+        }
+        row, created = self.ledger.insert(
+            idem_key=req.idem_key(), tool=req.tool, model_id=b.model.id, provider=req.provider,
+            endpoint=b.route.endpoint, task=b.endpoint.task, request=_record_payload(b.payload), spec=spec,
+            estimate_usd=round(req.estimate.usd, 6), reuse=reuse, guard=within_budget,
+        )
+        if created:
+            self._payloads[row.id] = b.payload
+            self._spawn(row.id)
+        elif row.active:
+            self._spawn(row.id)  # a job left by another server process or a stalled follow
+        return Started(row, created)
+
+    def adopt(self, provider: str, endpoint: str, request_id: str, *, model_id: str, task: str, kind: str,
+              shape: str) -> Started:
+        """Follow a request submitted outside aivp (by id) and download its result like any job."""
+        existing = self.ledger.find_request(provider, request_id)
+        if existing is not None:
+            if existing.active:
+                self._spawn(existing.id)
+            return Started(existing, False)
+        handle = self.providers[provider].handle_for(endpoint, request_id)
+        spec = {"kind": kind, "mode": "EXTERNAL", "shape": shape, "prompt": None, "targets": None, "overwrite": False,
+                "record_type": "external", "plan_type": None, "model": model_id, "estimate": None,
+                "warnings": ["Submitted outside aivp: its input and cost are not known here."], "extra": {},
+                "effective": {}, "inputs": []}
+        row, _ = self.ledger.insert(idem_key=f"adopt:{provider}:{endpoint}:{request_id}", tool="queue_status",
+                                    model_id=model_id, provider=provider, endpoint=endpoint, task=task, request={},
+                                    spec=spec, estimate_usd=0.0)
+        row = self.ledger.update(row.id, state="queued", request_id=request_id, handle=handle.to_json(),
+                                 submitted_at=now_iso(), event="adopted")
+        self._spawn(row.id)
+        return Started(row, True)
+
+    async def wait(self, job_id: str, timeout: float,
+                   on_progress: Callable[[Progress], Awaitable[None]] | None = None) -> JobRow:
+        """Wait up to `timeout` seconds for the job to end, forwarding progress; return the row either way."""
+        row = self.get(job_id)
+        if not row.active:
+            return row
+        self._spawn(job_id)
+        live = self._live.setdefault(job_id, _Live())
+        send, receive = anyio.create_memory_object_stream[Progress](64)
+        live.subscribers.add(send)
+        try:
+            with anyio.move_on_after(max(0.0, timeout)):
+                if on_progress is not None:
+                    await on_progress(self._progress(self.get(job_id)))
+                async with receive:
+                    while not live.done.is_set():
+                        with anyio.move_on_after(1.0):
+                            event = await receive.receive()
+                            if on_progress is not None:
+                                await on_progress(event)
+                            if event.terminal:
+                                break
+        finally:
+            live.subscribers.discard(send)
+            send.close()
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRow:
+        row = self.ledger.get(job_id.strip())
+        if row is None:
+            raise JobNotFound(f"No job {job_id!r} in this project's ledger; call queue_status() to list recent jobs.")
+        return row
+
+    async def cancel(self, job_id: str) -> tuple[JobRow, str]:
+        """Cancel at the provider. Returns the row and what happened, in words."""
+        row = self.get(job_id)
+        if not row.active:
+            return row, f"The job had already ended ({row.state}); nothing to cancel."
+        if row.state == "pending":
+            live = self._live.get(job_id)
+            if live and live.scope:
+                live.scope.cancel()
+            row = self._finish(job_id, "canceled", error="Cancelled before it was submitted; nothing was charged.",
+                               cost_usd=0.0)
+            return row, "Cancelled before it was submitted; nothing was charged."
+        with anyio.move_on_after(10):  # a submit in flight: wait for its request id
+            while (row := self.get(job_id)).state == "submitting":
+                await anyio.sleep(0.05)
+        if row.handle is None:
+            return row, f"The job is {row.state}; there is no remote request to cancel."
+        provider = self.providers[row.provider]
+        accepted = await provider.cancel(Handle.from_json(row.handle))
+        self.ledger.update(job_id, event="cancel_requested", detail="accepted" if accepted else "already completed")
+        if not accepted:
+            return row, "The provider had already finished the job; its result is being fetched."
+        self._spawn(job_id)
+        row = await self.wait(job_id, 5.0)
+        note = ("Cancelled at the provider." if row.state == "canceled" else
+                "The provider accepted the cancel; a job that was already running may still finish and be billed.")
+        return row, note
+
+    # ---------------------------------------------------------------- driving one job
+
+    async def _drive(self, job_id: str) -> None:
+        live = self._live.setdefault(job_id, _Live())
+        try:
+            with anyio.CancelScope() as scope:
+                live.scope = scope
+                async with self._slots:
+                    await self._drive_once(job_id)
+        except Exception:  # a bug must not kill the server; the job stays resumable
+            log.exception("job %s: unexpected error", job_id)
+            self.ledger.update(job_id, error="aivp hit an internal error while following this job; "
+                                             "restart the server to resume it.")
+        finally:
+            live.driving = False
+            live.scope = None
+            row = self.ledger.get(job_id)
+            if row is not None:  # waiters return now, also when the job stopped short of an end
+                self._publish(row, stopped=True)
+
+    async def _drive_once(self, job_id: str) -> None:
+        row = self.get(job_id)
+        provider = self.providers[row.provider]
+        try:
+            if row.state == "pending":
+                handle = await self._submit(row, provider)
+                if handle is None:
+                    return
+                row = self.get(job_id)
+            if row.state in ("queued", "running"):
+                if not await self._follow(row, provider):
+                    return
+                row = self.get(job_id)
+            if row.state == "fetching":
+                from .outputs import fetch_outputs
+
+                await fetch_outputs(self, row, provider)
+        except (JobCanceled,) as exc:
+            self._finish(job_id, "canceled", error=str(exc), cost_usd=0.0)
+        except JobFailed as exc:
+            self._finish(job_id, "failed", error=str(exc), error_code=exc.code, cost_usd=_failed_cost(exc))
+        except OutputLost as exc:
+            self._finish(job_id, "failed", error=str(exc), error_code=exc.code,
+                         cost_usd=self.get(job_id).estimate_usd)
+        except ProviderError as exc:  # the job is still out there: keep it resumable, say what happened
+            self.ledger.update(job_id, error=str(exc), error_code=exc.code)
+
+    async def _submit(self, row: JobRow, provider: Provider) -> Handle | None:
+        payload = self._payloads.pop(row.id, None)
+        if payload is None:
+            self._finish(row.id, "failed", error="The submit was interrupted before it was sent; nothing was charged. "
+                                               "Call the tool again.", error_code="interrupted", cost_usd=0.0)
+            return None
+        self._publish(row, "uploading inputs" if iter_inputs(payload) else "submitting")
+        try:
+            await self._upload_inputs(provider, payload)
+        except AivpError as exc:
+            self._finish(row.id, "failed", error=f"An input could not be uploaded, so nothing was submitted or "
+                                                 f"charged: {exc}", error_code=exc.code, cost_usd=0.0)
+            return None
+        self.ledger.update(row.id, state="submitting", request=_record_payload(payload))
+        try:
+            handle = await provider.submit(row.endpoint, map_inputs(payload, InputRef.wire))
+        except SubmitUncertain as exc:
+            self._mark_unknown(row.id, str(exc))
+            return None
+        except (ProviderError, AivpError) as exc:
+            self._finish(row.id, "failed", error=f"{exc} Nothing was charged.", error_code=exc.code, cost_usd=0.0)
+            return None
+        self.ledger.update(row.id, state="queued", request_id=handle.request_id, handle=handle.to_json(),
+                           submitted_at=now_iso())
+        self._publish(self.get(row.id))
+        return handle
+
+    async def _upload_inputs(self, provider: Provider, payload: dict[str, Any]) -> None:
+        for ref in iter_inputs(payload):
+            if ref.kind != "path" or ref.url:
+                continue
+            assert ref.path is not None and ref.sha256 is not None
+            cached = self.ledger.cached_upload(ref.sha256, provider.name, UPLOAD_CACHE_S)
+            if cached:
+                ref.url = cached
+                continue
+            ref.url = await provider.upload(ref.path, ref.mime or "application/octet-stream")
+            self.ledger.remember_upload(ref.sha256, provider.name, ref.url, ref.size or 0)
+
+    async def _follow(self, row: JobRow, provider: Provider) -> bool:
+        """Follow the remote job to COMPLETED; True when it is ready to fetch."""
+        assert row.handle is not None
+        handle = Handle.from_json(row.handle)
+        live = self._live.setdefault(row.id, _Live())
+        failures = 0
+        while True:
+            try:
+                async for state in provider.watch(handle):
+                    failures = 0
+                    if isinstance(state, Queued):
+                        row = self.ledger.update(row.id, state="queued", queue_position=state.position, error=None)
+                    elif isinstance(state, Running):
+                        live.logs.extend(m for m in state.logs if m not in live.logs)
+                        values: dict[str, Any] = {"state": "running", "logs": list(live.logs), "error": None}
+                        if row.started_at is None:
+                            values["started_at"] = now_iso()
+                        row = self.ledger.update(row.id, **values) if row.state != "running" else \
+                            self.ledger.update(row.id, logs=list(live.logs))
+                    elif isinstance(state, Completed):
+                        live.logs.extend(m for m in state.logs if m not in live.logs)
+                        self.ledger.update(row.id, state="fetching", logs=list(live.logs), queue_position=None)
+                        return True
+                    elif isinstance(state, Canceled):
+                        raise JobCanceled(f"Request {handle.request_id} was cancelled at {row.provider}.")
+                    self._publish(row)
+                return True
+            except ProviderAuthError as exc:
+                self.ledger.update(row.id, error=f"Stopped following: {exc}", error_code=exc.code)
+                return False
+            except ProviderError as exc:
+                failures += 1
+                self.ledger.update(row.id, error=f"Lost contact with {row.provider} ({exc}); retrying.",
+                                   error_code=exc.code)
+                self._publish(self.get(row.id), f"lost contact with {row.provider}; retrying")
+                await anyio.sleep(min(30.0, self.settings.poll_initial_s * 2 ** min(failures, 8)))
+
+    # ---------------------------------------------------------------- state helpers
+
+    def _finish(self, job_id: str, state: str, **values: Any) -> JobRow:
+        row = self.ledger.update(job_id, state=state, finished_at=now_iso(), queue_position=None, **values)
+        self._publish(row)
+        return row
+
+    def _mark_unknown(self, job_id: str, why: str) -> None:
+        self._finish(job_id, "unknown", error_code="submit_uncertain", error=(
+            f"{why}. The provider may have accepted the job, so aivp did not submit it again (that could charge "
+            "twice). Check the provider's dashboard (https://fal.ai/dashboard/requests); if it is not there, call the "
+            "tool again with fresh=true."))
+
+    def _outputs_exist(self, row: JobRow) -> bool:
+        if not row.outputs:
+            return False
+        return all((self.project.root / o["path"]).is_file() for o in row.outputs)
+
+    def _progress(self, row: JobRow, message: str | None = None, stopped: bool = False) -> Progress:
+        live = self._live.get(row.id)
+        elapsed = time.monotonic() - live.started if live else 0.0
+        return Progress(row.id, row.state, elapsed, message or describe_state(row), terminal=stopped or not row.active)
+
+    def _publish(self, row: JobRow, message: str | None = None, stopped: bool = False) -> None:
+        live = self._live.setdefault(row.id, _Live())
+        event = self._progress(row, message, stopped)
+        for s in list(live.subscribers):
+            try:
+                s.send_nowait(event)
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass
+        if not row.active:
+            live.done.set()
+
+    def publish(self, row: JobRow, message: str) -> None:
+        """For outputs.py: progress while downloading."""
+        self._publish(row, message)
+
+
+def describe_state(row: JobRow) -> str:
+    if row.state == "queued":
+        pos = f" (position {row.queue_position})" if row.queue_position is not None else ""
+        return f"queued at {row.provider}{pos}"
+    if row.state == "running":
+        last = f": {row.logs[-1]}" if row.logs else ""
+        return f"running at {row.provider}{last}"
+    return {"pending": "preparing", "submitting": "submitting", "fetching": "downloading the result",
+            "completed": "done", "failed": "failed", "canceled": "cancelled",
+            "unknown": "submit outcome unknown"}.get(row.state, row.state)
+
+
+def _record_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """A payload safe for the ledger and records: inputs become their record form (no data: bodies)."""
+    out = map_inputs(payload, lambda r: r.record())
+    return json.loads(json.dumps(out, default=str))
+
+
+def _failed_cost(exc: JobFailed) -> float | None:
+    """What a failed job cost: refusals and validation errors are normally free; other failures unknown."""
+    return 0.0 if exc.code in ("safety_refusal",) or getattr(exc, "error_type", None) else None
+
+
+__all__ = ["JobRequest", "JobRunner", "Progress", "Started", "describe_state"]

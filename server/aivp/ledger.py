@@ -1,0 +1,353 @@
+"""The durable job ledger: one SQLite file per project at `.aivp/ledger.sqlite3`.
+
+A row is written *before* a submit leaves the process, so a paid job can never be forgotten. The
+job runner (`jobs.py`) is the only writer of job state; tools and providers only read. Writes are
+short single statements in WAL mode (`synchronous=NORMAL`: a killed process loses nothing; only an
+OS crash could drop the last commit). Schema changes are append-only named migrations.
+
+Job states and who moves them:
+
+    pending ──► submitting ──► queued ──► running ──► fetching ──► completed
+       │             │            │          │            │
+       │             └► unknown   └──────────┴────────────┴──► failed / canceled
+       └► failed (interrupted before the submit: nothing was sent or charged)
+
+`unknown` means the submit may have reached the provider but its answer was lost: aivp never
+repeats such a submit by itself (that could charge twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ACTIVE_STATES = ("pending", "submitting", "queued", "running", "fetching")
+TERMINAL_STATES = ("completed", "failed", "canceled", "unknown")
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ulid_lock = threading.Lock()
+_ulid_last: tuple[int, int] = (0, 0)
+
+
+def new_id() -> str:
+    """A monotonic ULID: 26 characters, sortable by creation time, unique within the process."""
+    global _ulid_last
+    with _ulid_lock:
+        ms = int(time.time() * 1000)
+        last_ms, last_rand = _ulid_last
+        rand = last_rand + 1 if ms <= last_ms else int.from_bytes(secrets.token_bytes(10), "big")
+        ms = max(ms, last_ms)
+        _ulid_last = (ms, rand)
+    value = (ms << 80) | (rand & ((1 << 80) - 1))
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+MIGRATIONS: list[tuple[str, str]] = []
+
+
+def migration(name: str, sql: str) -> None:
+    MIGRATIONS.append((name, sql))
+
+
+migration(
+    "m001_jobs",
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        idem_key TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        task TEXT NOT NULL,
+        state TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        request_id TEXT,
+        handle_json TEXT,
+        queue_position INTEGER,
+        logs_json TEXT,
+        result_json TEXT,
+        outputs_json TEXT,
+        error TEXT,
+        error_code TEXT,
+        estimate_usd REAL NOT NULL DEFAULT 0,
+        cost_usd REAL,
+        created_at TEXT NOT NULL,
+        submitted_at TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX jobs_idem ON jobs(idem_key);
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE INDEX jobs_request ON jobs(provider, request_id);
+    CREATE TABLE events (
+        job_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX events_job ON events(job_id);
+    CREATE TABLE uploads (
+        sha256 TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        url TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (sha256, provider)
+    );
+    """,
+)
+
+
+@dataclass
+class JobRow:
+    """One ledger row, decoded."""
+
+    id: str
+    idem_key: str
+    tool: str
+    model_id: str
+    provider: str
+    endpoint: str
+    task: str
+    state: str
+    request: dict[str, Any]
+    spec: dict[str, Any]
+    request_id: str | None
+    handle: dict[str, Any] | None
+    queue_position: int | None
+    logs: list[str]
+    result: dict[str, Any] | None
+    outputs: list[dict[str, Any]]
+    error: str | None
+    error_code: str | None
+    estimate_usd: float
+    cost_usd: float | None
+    created_at: str
+    submitted_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @classmethod
+    def from_sql(cls, row: sqlite3.Row) -> JobRow:
+        decoded: dict[str, Any] = {}
+        for f in fields(cls):
+            col = f"{f.name}_json" if f.name in _JSON_FIELDS else f.name
+            value = row[col]
+            if f.name in _JSON_FIELDS:
+                value = json.loads(value) if value else _JSON_FIELDS[f.name]()
+            decoded[f.name] = value
+        return cls(**decoded)
+
+
+_JSON_FIELDS: dict[str, Callable[[], Any]] = {
+    "request": dict,
+    "spec": dict,
+    "handle": lambda: None,
+    "logs": list,
+    "result": lambda: None,
+    "outputs": list,
+}
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+class Ledger:
+    """SQLite-backed job and upload records of one project. Thread-safe; calls are short."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+        try:  # the ledger holds prompts and provider URLs: keep it private to the user
+            os.chmod(path, 0o600)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            done = {r[0] for r in db.execute("SELECT name FROM _migrations")}
+            for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, now_iso()))
+
+    # ---------------------------------------------------------------- jobs
+
+    def insert(
+        self,
+        *,
+        idem_key: str,
+        tool: str,
+        model_id: str,
+        provider: str,
+        endpoint: str,
+        task: str,
+        request: dict[str, Any],
+        spec: dict[str, Any],
+        estimate_usd: float,
+        reuse: Callable[[list[JobRow]], JobRow | None] | None = None,
+        guard: Callable[[], None] | None = None,
+    ) -> tuple[JobRow, bool]:
+        """Insert a pending job, unless `reuse` picks an existing row with the same key.
+
+        The lookup and the insert share one transaction, so two identical calls arriving together
+        (even from two server processes on one project) create one job. `guard` runs inside the
+        transaction before the insert (the budget check) and may raise to refuse. Returns (row, created).
+        """
+        with self._tx() as db:
+            if reuse is not None:
+                rows = [
+                    JobRow.from_sql(r)
+                    for r in db.execute("SELECT * FROM jobs WHERE idem_key = ? ORDER BY id DESC", (idem_key,))
+                ]
+                if (found := reuse(rows)) is not None:
+                    return found, False
+            if guard is not None:
+                guard()
+            job_id, at = new_id(), now_iso()
+            db.execute(
+                """INSERT INTO jobs (id, idem_key, tool, model_id, provider, endpoint, task, state,
+                   request_json, spec_json, estimate_usd, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)""",
+                (job_id, idem_key, tool, model_id, provider, endpoint, task, _dump(request), _dump(spec),
+                 estimate_usd, at, at),
+            )
+            db.execute("INSERT INTO events VALUES (?, ?, 'pending', NULL)", (job_id, at))
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return JobRow.from_sql(row), True
+
+    def get(self, job_id: str) -> JobRow | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobRow.from_sql(row) if row else None
+
+    def find_request(self, provider: str, request_id: str) -> JobRow | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM jobs WHERE provider = ? AND request_id = ? ORDER BY id DESC LIMIT 1",
+                (provider, request_id),
+            ).fetchone()
+        return JobRow.from_sql(row) if row else None
+
+    def recent(self, limit: int = 20, states: tuple[str, ...] | None = None) -> list[JobRow]:
+        query, args = "SELECT * FROM jobs", []
+        if states:
+            query += f" WHERE state IN ({','.join('?' * len(states))})"
+            args.extend(states)
+        query += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            return [JobRow.from_sql(r) for r in self._db.execute(query, args)]
+
+    def unfinished(self) -> list[JobRow]:
+        return list(reversed(self.recent(limit=10_000, states=ACTIVE_STATES)))
+
+    def update(self, job_id: str, *, event: str | None = None, detail: str | None = None, **values: Any) -> JobRow:
+        """Set columns of a job (JSON fields by their plain name) and record an event when the state moves."""
+        at = now_iso()
+        cols, args = ["updated_at = ?"], [at]
+        for name, value in values.items():
+            if name in _JSON_FIELDS:
+                cols.append(f"{name}_json = ?")
+                args.append(None if value is None else _dump(value))
+            else:
+                cols.append(f"{name} = ?")
+                args.append(value)
+        with self._tx() as db:
+            db.execute(f"UPDATE jobs SET {', '.join(cols)} WHERE id = ?", (*args, job_id))
+            if "state" in values or event:
+                db.execute(
+                    "INSERT INTO events VALUES (?, ?, ?, ?)", (job_id, at, values.get("state", event), detail)
+                )
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        return JobRow.from_sql(row)
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute("SELECT at, state, detail FROM events WHERE job_id = ?", (job_id,))]
+
+    # ---------------------------------------------------------------- money
+
+    def spend(self) -> dict[str, float]:
+        """Spent (completed and failed jobs that cost something) and committed (jobs still running)."""
+        with self._lock:
+            spent = self._db.execute(
+                "SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE cost_usd IS NOT NULL"
+            ).fetchone()[0]
+            committed = self._db.execute(
+                f"SELECT COALESCE(SUM(estimate_usd), 0) FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
+                ACTIVE_STATES,
+            ).fetchone()[0]
+            jobs = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'completed'").fetchone()[0]
+        return {"spent_usd": round(spent, 4), "committed_usd": round(committed, 4), "completed_jobs": jobs}
+
+    # ---------------------------------------------------------------- uploads
+
+    def cached_upload(self, sha256: str, provider: str, max_age_s: float) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT url, created_at FROM uploads WHERE sha256 = ? AND provider = ?", (sha256, provider)
+            ).fetchone()
+        if row is None:
+            return None
+        created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+        if (datetime.now(UTC) - created).total_seconds() > max_age_s:
+            return None
+        return str(row["url"])
+
+    def remember_upload(self, sha256: str, provider: str, url: str, size: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)", (sha256, provider, url, size, now_iso())
+            )

@@ -1,0 +1,94 @@
+"""Helpers shared by the media modules: input checks, temp files, opening containers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import InputFileError
+
+if TYPE_CHECKING:
+    from av.container import InputContainer
+    from av.video.stream import VideoStream
+
+
+def require_file(path: Path) -> Path:
+    """Return `path` if it is an existing regular file, else raise InputFileError."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputFileError(f"{path} is a folder; pass the path of a file inside it")
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist; check the path")
+    return path
+
+
+def temp_beside(out: Path) -> Path:
+    """A hidden, unique temp path in `out`'s folder with `out`'s suffix (so muxers and
+    encoders still pick the format from it); same folder so os.replace is atomic."""
+    return out.with_name(f".{out.stem}.{secrets.token_hex(4)}.tmp{out.suffix}")
+
+
+def unlink_quietly(path: Path) -> None:
+    """Remove a temp file if it is there; cleanup must not hide the original error."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+@contextmanager
+def open_video(path: Path) -> Iterator[InputContainer]:
+    """Open a video with PyAV, turning FFmpeg's refusal (and images, which FFmpeg would
+    happily open as one-frame videos) into an InputFileError."""
+    import av
+
+    from .sniff import is_image_mime, sniff_mime
+
+    mime = sniff_mime(path)
+    if is_image_mime(mime):
+        raise InputFileError(f"{path} is an image ({mime}), not a video; pass a video file")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.FFmpegError as e:
+        raise InputFileError(_NOT_A_VIDEO.format(path=path, reason=reason(e))) from e
+    try:
+        # FFmpeg picks its image demuxers by file extension alone, so a text file named
+        # .png opens; nothing in it is a video.
+        name = container.format.name
+        if name == "image2" or name.endswith("_pipe"):
+            raise InputFileError(_NOT_A_VIDEO.format(path=path, reason="no video container found"))
+        yield container
+    finally:
+        container.close()
+
+
+_NOT_A_VIDEO = (
+    "{path} cannot be read as a video ({reason}); it is damaged, incomplete or not a video. "
+    "Download or generate it again, or convert it to MP4 (H.264)."
+)
+
+
+def video_stream(container: InputContainer, path: Path) -> VideoStream:
+    """The first video stream, or an InputFileError for audio-only and data files."""
+    if not container.streams.video:
+        raise InputFileError(f"{path} has no video stream; pass a video file (MP4, MOV, WebM)")
+    return container.streams.video[0]
+
+
+def reason(e: Exception) -> str:
+    """FFmpeg's own words, without the errno and the repeated file name."""
+    strerror = getattr(e, "strerror", None)
+    return str(strerror) if strerror else str(e)
+
+
+def atomic_replace(tmp: Path, out: Path) -> None:
+    """Move a finished temp file into place; on failure drop the temp file."""
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        unlink_quietly(tmp)
+        raise

@@ -1,0 +1,199 @@
+"""Images with Pillow: sizes, and small previews that fit an MCP ImageContent byte budget."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from ..errors import InputFileError, InvalidParameterError
+from ._util import atomic_replace, require_file, temp_beside, unlink_quietly
+from .sniff import is_image_mime, is_video_mime, sniff_mime
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+_ORIENTATION = 0x0112
+_SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the picture a quarter
+# Quality first, then size: a softer preview reads better than a tiny one.
+_QUALITIES = (85, 72, 60, 45, 30)
+_SHRINK = 0.75
+_MIN_SIDE = 16
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) as displayed, i.e. after EXIF orientation, reading only the header."""
+    from PIL import Image
+
+    with _open_image(path) as im:
+        width, height = im.size
+        # Only formats that carry EXIF in their header: Pillow's PNG getexif() would decode
+        # the whole image to look for a trailing eXIf chunk.
+        if "exif" in im.info or im.format == "TIFF":
+            try:
+                if im.getexif().get(_ORIENTATION) in _SWAPS_AXES:
+                    width, height = height, width
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+                pass  # a broken EXIF block leaves the stored orientation
+    return width, height
+
+
+def thumbnail(path: Path, *, max_side: int = 384, max_bytes: int = 48_000) -> tuple[bytes, str]:
+    """A small preview for an MCP ImageContent: (bytes, mime).
+
+    Images are scaled to fit `max_side` (never enlarged); videos give their poster frame.
+    Encoded as JPEG, or WebP when that is smaller, lowering quality and then size until the
+    raw bytes fit `max_bytes` (callers base64 them). Transparency is flattened onto white,
+    16-bit images are scaled to 8 bits, EXIF orientation is applied. Raises InputFileError
+    if the file is not a readable image or video.
+    """
+    if max_side < _MIN_SIDE or max_bytes < 1024:
+        raise InvalidParameterError(
+            f"thumbnail needs max_side >= {_MIN_SIDE} and max_bytes >= 1024 "
+            f"(got {max_side} and {max_bytes})"
+        )
+    mime = sniff_mime(path)
+    if is_video_mime(mime):
+        from .video import poster_frame
+
+        image = cast("Image.Image", poster_frame(path))  # without `out` it is the image
+    elif mime and mime.startswith("audio/"):
+        raise InputFileError(f"{path} is audio ({mime}); there is no picture to preview")
+    else:
+        image = _load_for_preview(path, max_side)
+    image = to_rgb_or_l(image)
+    image.thumbnail((max_side, max_side), _lanczos())
+    return _encode_within(image, max_bytes)
+
+
+def save_image_atomically(image: Image.Image, out: Path) -> Path:
+    """Write `image` as PNG/JPEG/WebP (chosen by suffix) via a temp file and os.replace."""
+    fmt = _SAVE_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise InvalidParameterError(f"cannot write {out.name}: use a .png, .jpg or .webp file name")
+    if not out.parent.is_dir():
+        raise InputFileError(f"folder {out.parent} does not exist; create it first")
+    if fmt == "JPEG":
+        image = to_rgb_or_l(image)
+    tmp = temp_beside(out)
+    try:
+        image.save(tmp, format=fmt, **({"quality": 92} if fmt != "PNG" else {}))
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+    atomic_replace(tmp, out)
+    return out
+
+
+def to_rgb_or_l(im: Image.Image) -> Image.Image:
+    """The image in a mode JPEG and WebP both take (RGB or L), keeping what it looks like."""
+    from PIL import Image
+
+    if im.mode in ("RGB", "L"):
+        return im
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode.startswith("I;16"):
+        # Pillow clips I;16 -> L at 255, which turns most 16-bit pictures white.
+        return im.point(lambda v: v / 256).convert("L")
+    if im.mode in ("I", "F"):
+        return _stretch_to_l(im)
+    if im.mode == "P" and "transparency" not in im.info:
+        return im.convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def _stretch_to_l(im: Image.Image) -> Image.Image:
+    """32-bit int or float pixels to 8 bits: as is if they fit, as 16-bit if they look like it,
+    otherwise stretched between their extremes (depth maps and the like)."""
+    lo, hi = im.getextrema()
+    if lo >= 0 and hi <= 255:
+        return im.convert("L")
+    if lo >= 0 and hi <= 65535:
+        return im.point(lambda v: v / 256).convert("L")
+    scale = 255 / (hi - lo)
+    return im.point(lambda v: (v - lo) * scale).convert("L")
+
+
+def _open_image(path: Path) -> Image.Image:
+    """Image.open with Pillow's refusals turned into InputFileError."""
+    from PIL import Image
+
+    require_file(path)
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise InputFileError(f"{path} is too large to open safely ({e}); resize it first") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        mime = sniff_mime(path)
+        if is_image_mime(mime):
+            raise InputFileError(
+                f"{path} looks like {mime} but cannot be opened ({e}); it is damaged, "
+                "incomplete or a variant Pillow cannot read. Download or generate it again, "
+                "or convert it to PNG or JPEG."
+            ) from e
+        looks = f"its bytes look like {mime}" if mime else "its format is not recognised"
+        raise InputFileError(
+            f"{path} is not a readable image ({looks}); "
+            "pass a PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF file"
+        ) from e
+
+
+def _load_for_preview(path: Path, max_side: int) -> Image.Image:
+    """Decode the first frame, upright, at no more than ~2x the preview size when the
+    format can shrink while decoding (JPEG), which makes big photos cheap."""
+    from PIL import Image, ImageOps
+
+    with _open_image(path) as im:
+        try:
+            im.draft(None, (max_side, max_side))
+            im.load()
+            ImageOps.exif_transpose(im, in_place=True)  # a copy of a big photo is not free
+            return im
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            raise InputFileError(
+                f"{path} could not be decoded ({e}); it is damaged or incomplete. "
+                "Download or generate it again."
+            ) from e
+
+
+def _encode_within(image: Image.Image, max_bytes: int) -> tuple[bytes, str]:
+    """The smaller of JPEG and WebP at the best quality, then size, that fits `max_bytes`."""
+    scaled, scale = image, 1.0
+    while True:
+        for quality in _QUALITIES:
+            jpeg = _encode(scaled, "JPEG", quality)
+            webp = _encode(scaled, "WEBP", quality)
+            data, mime = min((jpeg, "image/jpeg"), (webp, "image/webp"), key=lambda c: len(c[0]))
+            if len(data) <= max_bytes:
+                return data, mime
+        if max(scaled.size) <= _MIN_SIDE:
+            # Unreachable for budgets >= 1024 bytes; here so the loop always ends.
+            raise InvalidParameterError(f"no preview fits in {max_bytes} bytes; raise max_bytes")
+        scale *= _SHRINK
+        # Resized from the original each time, so repeated shrinking does not compound blur.
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        scaled = image.resize(size, _lanczos())
+
+
+def _encode(image: Image.Image, fmt: str, quality: int) -> bytes:
+    """One encode to bytes; no EXIF or ICC is copied, previews do not need them."""
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(buf, format="JPEG", quality=quality, optimize=True)
+    else:
+        image.save(buf, format="WEBP", quality=quality, method=4)
+    return buf.getvalue()
+
+
+def _lanczos() -> Image.Resampling:
+    from PIL import Image
+
+    return Image.Resampling.LANCZOS
+

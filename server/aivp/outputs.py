@@ -1,0 +1,171 @@
+"""Finishing a job: fetch its result, download every file into the project, write the records.
+
+Each file is streamed to a hidden temporary file beside its final name and linked into place only
+when complete, so a finished name never holds a partial file. Progress is saved after each file:
+a restart in the middle does not download (or name) a finished file twice. Each output gets a JSON
+record in image/log or video/log; outputs in the convention folders also get a plan.md row.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import anyio
+
+from .download import download
+from .errors import JobFailed
+from .ledger import JobRow, now_iso
+from .providers.base import Handle, OutputFile, Provider
+
+if TYPE_CHECKING:
+    from .jobs import JobRunner
+
+log = logging.getLogger("aivp.outputs")
+EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif", "video/mp4": "mp4",
+       "video/quicktime": "mov", "video/webm": "webm"}
+
+
+async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> JobRow:
+    ledger, project = runner.ledger, runner.project
+    spec = row.spec
+    if row.result is None:
+        assert row.handle is not None
+        result = await provider.result(Handle.from_json(row.handle))
+        row = ledger.update(row.id, result=result.output, event="result",
+                            detail=None if result.billable_units is None else f"billable_units={result.billable_units:g}")
+    assert row.result is not None
+    files = provider.outputs(spec["shape"], row.result)
+    if not files:
+        keys = ", ".join(sorted(row.result)) or "nothing"
+        raise JobFailed(f"{row.provider} finished the job but returned no files (it returned: {keys}).")
+    done: list[dict[str, Any]] = list(row.outputs)
+    for i, f in enumerate(files):
+        if i < len(done) and (project.root / done[i]["path"]).is_file():
+            continue
+        runner.publish(row, f"downloading {i + 1}/{len(files)}")
+        final = _target(runner, row, f, i, len(files))
+        tmp = project.temp_beside(final, f"{row.id}-{i}")
+        got = await download(runner.client, f.url, tmp, policy=runner.policy)
+        info = await anyio.to_thread.run_sync(_inspect, tmp, f.kind, _expected_seconds(spec))
+        placed = project.place(tmp, final, overwrite=bool(spec.get("overwrite")))
+        entry = {"path": project.rel(placed), "url": f.url, "sha256": got.sha256, "bytes": got.size,
+                 "content_type": got.content_type or f.content_type, "kind": f.kind, **info}
+        done = [*done[:i], entry]
+        row = ledger.update(row.id, outputs=done)
+    cost = row.estimate_usd
+    row = ledger.update(row.id, state="completed", cost_usd=cost, finished_at=now_iso(), error=None, error_code=None)
+    for i, out in enumerate(done):
+        record = build_record(row, out, i, len(done))
+        kind = out.get("kind", "image") if spec["kind"] == "auto" else spec["kind"]
+        project.write_json(project.record_path(kind, project.root / out["path"]), record)
+        if spec.get("plan_type") or _in_convention_folder(out["path"]):
+            project.update_plan(kind, out["path"], type_=spec.get("plan_type") or PurePosixPath(out["path"]).stem,
+                                model=row.endpoint, mode=spec["mode"], status="done")
+    runner.publish(row, "done")
+    return row
+
+
+def _target(runner: JobRunner, row: JobRow, f: OutputFile, index: int, count: int) -> Path:
+    spec = row.spec
+    ext = _ext(f)
+    targets = spec.get("targets") or []
+    if targets:
+        if index < len(targets):
+            return runner.project.output_path(targets[index])
+        base = runner.project.output_path(targets[-1])
+        return base.with_name(f"{base.stem}-{index + 1}{base.suffix}")
+    kind = f.kind if spec["kind"] == "auto" else spec["kind"]
+    return runner.project.default_output(kind, spec.get("prompt") or "", row.id, ext, index, count)
+
+
+def _ext(f: OutputFile) -> str:
+    if f.content_type and f.content_type.split(";")[0] in EXT:
+        return EXT[f.content_type.split(";")[0]]
+    suffix = PurePosixPath(urlsplit(f.url).path).suffix.lstrip(".").lower()
+    if suffix in EXT.values() or suffix == "jpeg":
+        return "jpg" if suffix == "jpeg" else suffix
+    guessed = mimetypes.guess_extension(f.content_type or "") if f.content_type else None
+    return (guessed or (".mp4" if f.kind == "video" else ".png")).lstrip(".")
+
+
+def _expected_seconds(spec: dict[str, Any]) -> float | None:
+    from .catalog.pricing import duration_seconds
+
+    eff = spec.get("effective") or {}
+    for key in ("duration", "seconds", "num_seconds"):
+        if key in eff:
+            return duration_seconds(eff[key])
+    return None
+
+
+def _inspect(path: Path, kind: str, expected_s: float | None) -> dict[str, Any]:
+    """Dimensions of an image, or probe + decode check of a video; problems are reported, not hidden."""
+    from . import media
+
+    try:
+        if kind == "video":
+            check = media.verify_video(path, expected_s)
+            info = media.probe_video(path)
+            return {"width": info.width, "height": info.height, "duration_s": round(check.duration_s, 3),
+                    "fps": info.fps, "has_audio": info.has_audio,
+                    "check": {"ok": check.ok, "decoded_frames": check.decoded_frames, "message": check.message}}
+        w, h = media.image_size(path)
+        return {"width": w, "height": h}
+    except Exception as exc:  # a file we cannot read is still the paid output: keep it, say so
+        return {"check": {"ok": False, "message": f"could not inspect the file: {exc}"}}
+
+
+def _in_convention_folder(rel: str) -> bool:
+    return rel.startswith(("image/frames/", "image/characters/", "image/locations/", "image/styles/", "video/clips/"))
+
+
+def build_record(row: JobRow, out: dict[str, Any], index: int, count: int) -> dict[str, Any]:
+    """The per-output JSON record (storyboard-format's fields plus what helps reproduce and audit it)."""
+    spec = row.spec
+    eff = spec.get("effective") or {}
+    inputs = spec.get("inputs") or []
+    extra = spec.get("extra") or {}
+    seed = (row.result or {}).get("seed", eff.get("seed"))
+    record: dict[str, Any] = {
+        "id": PurePosixPath(out["path"]).stem,
+        "type": spec.get("record_type", spec["kind"]),
+        "file": out["path"],
+        "model": spec.get("model", row.model_id),
+        "endpoint": row.endpoint,
+        "provider": row.provider,
+        "mode": spec.get("mode"),
+        "status": row.state,
+        "job_id": row.id,
+        "request_id": row.request_id,
+        "prompt": spec.get("prompt"),
+        "negative_prompt": eff.get("negative_prompt"),
+        "seed": seed,
+        "duration": eff.get("duration"),
+        "aspect_ratio": eff.get("aspect_ratio"),
+        "resolution": eff.get("resolution"),
+        "input_image": extra.get("input_image"),
+        "end_image": extra.get("end_image"),
+        "character_refs": extra.get("character_refs", []),
+        "references": extra.get("references", []),
+        "output_url": out.get("url"),
+        f"{'video' if out.get('kind') == 'video' else 'image'}_url": out.get("url"),
+        "cost_usd": round((row.cost_usd or 0.0) / max(count, 1), 4),
+        "job_cost_usd": row.cost_usd,
+        "estimate": spec.get("estimate"),
+        "output": {k: out.get(k) for k in ("sha256", "bytes", "content_type", "width", "height", "duration_s",
+                                             "fps", "has_audio", "check") if out.get(k) is not None},
+        "output_index": index,
+        "outputs_in_job": count,
+        "parameters": row.request,
+        "effective_parameters": eff,
+        "inputs": inputs,
+        "warnings": spec.get("warnings", []),
+        "timings": {"created": row.created_at, "submitted": row.submitted_at, "started": row.started_at,
+                    "finished": row.finished_at},
+        "timestamp": row.finished_at or now_iso(),
+    }
+    return {k: v for k, v in record.items() if v is not None}

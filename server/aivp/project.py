@@ -1,0 +1,215 @@
+"""The project folder: where things go, and the one containment check every path goes through.
+
+Layout (the aivp pipeline convention):
+
+    script/characters/<name>.md, script/scenes/<name>.md   upstream, read
+    storyboard/storyboard-final/...                         upstream, read
+    image/characters/<name>-<view>.png   image/locations/   image/styles/
+    image/frames/shot-NN-ff.png, -lf.png  image/candidates/shot-NN/
+    image/generated/<slug>-<id>.png      standalone results
+    image/log/<stem>.json, image/plan.md
+    video/clips/shot-NN.mp4, group-NN.mp4  video/generated/
+    video/log/<stem>.json, video/plan.md
+    .aivp/                               ledger and cache: never read as input, never served
+
+Nothing is overwritten silently: `place()` links a finished temporary file to a free name
+atomically and only replaces an existing file when the caller asked for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from .errors import InputFileError, PathOutsideProject
+
+STATE_DIR = ".aivp"
+GENERATED = {"image": "image/generated", "video": "video/generated"}
+LOG_DIR = {"image": "image/log", "video": "video/log"}
+PLAN = {"image": "image/plan.md", "video": "video/plan.md"}
+PLAN_HEADER = ("#", "Type", "File", "Model", "Mode", "Status")
+
+
+class Project:
+    """A project root plus the extra roots inputs may also come from."""
+
+    def __init__(self, root: Path, extra_roots: tuple[Path, ...] = ()) -> None:
+        self.root = root.resolve()
+        self.extra_roots = tuple(r.resolve() for r in extra_roots)
+        self.state_dir = self.root / STATE_DIR
+
+    # ---------------------------------------------------------------- containment
+
+    def _check(self, raw: str | Path, roots: tuple[Path, ...], purpose: str) -> Path:
+        text = str(raw)
+        if "\x00" in text:
+            raise PathOutsideProject(f"The path {text!r} contains a NUL byte; pass a plain path.")
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text) or text.startswith("file:"):
+            raise PathOutsideProject(
+                f"{text!r} is a URL, not a project path. Only http(s) URLs and data: URIs are accepted as "
+                "remote inputs; for a local file pass its path inside the project, e.g. image/frames/shot-01-ff.png."
+            )
+        path = Path(text).expanduser()
+        candidate = path if path.is_absolute() else self.root / path
+        resolved = candidate.resolve()  # follows symlinks: a link pointing outside is caught below
+        for root in roots:
+            if resolved == root or resolved.is_relative_to(root):
+                break
+        else:
+            allowed = ", ".join(str(r) for r in roots)
+            raise PathOutsideProject(
+                f"{text!r} is outside the project ({allowed}); aivp only {purpose} files inside it. "
+                "Copy the file into the project folder, or add its folder to AIVP_EXTRA_ROOTS."
+            )
+        if resolved == self.state_dir or resolved.is_relative_to(self.state_dir):
+            raise PathOutsideProject(f"{text!r} is inside {STATE_DIR}/, aivp's private state; pick another path.")
+        return resolved
+
+    def input_path(self, raw: str | Path) -> Path:
+        """A file aivp may read: inside the project or an extra root, existing, a regular file."""
+        path = self._check(raw, (self.root, *self.extra_roots), "reads")
+        if not path.exists():
+            raise InputFileError(f"{raw!r} does not exist in the project ({self.rel(path)}); check the path.")
+        if not path.is_file():
+            raise InputFileError(f"{raw!r} is not a regular file; pass an image or video file.")
+        return path
+
+    def output_path(self, raw: str | Path) -> Path:
+        """A path aivp may write: inside the project root only (not the extra roots)."""
+        return self._check(raw, (self.root,), "writes")
+
+    def rel(self, path: Path) -> str:
+        """Project-relative POSIX path for records and results (absolute if outside, e.g. an extra root)."""
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    # ---------------------------------------------------------------- naming and writing
+
+    def default_output(self, kind: str, prompt: str, job_id: str, ext: str, index: int = 0, count: int = 1) -> Path:
+        """`image/generated/<slug>-<short id>[-<n>].<ext>` for a standalone result."""
+        suffix = f"-{index + 1}" if count > 1 else ""
+        name = f"{slug(prompt, fallback=kind)}-{job_id[-8:].lower()}{suffix}.{ext}"
+        return self.root / GENERATED[kind] / name
+
+    def place(self, tmp: Path, final: Path, *, overwrite: bool = False) -> Path:
+        """Move a finished temporary file to `final` atomically; never clobber unless `overwrite`.
+
+        Without overwrite, an existing name gets `-2`, `-3` ... before the suffix. The temporary file
+        must be in the same folder (same filesystem), which `temp_beside()` guarantees.
+        """
+        final = self.output_path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            os.replace(tmp, final)
+            return final
+        stem, ext = final.stem, final.suffix
+        for n in range(1, 10_000):
+            target = final if n == 1 else final.with_name(f"{stem}-{n}{ext}")
+            try:
+                os.link(tmp, target)  # atomic and fails if the name is taken
+            except FileExistsError:
+                continue
+            except OSError:  # filesystems without hard links: exclusive create, then replace
+                try:
+                    with open(target, "x"):
+                        pass
+                except FileExistsError:
+                    continue
+                os.replace(tmp, target)
+                return target
+            tmp.unlink(missing_ok=True)
+            return target
+        raise InputFileError(f"Could not find a free name next to {self.rel(final)}.")
+
+    def temp_beside(self, final: Path, tag: str) -> Path:
+        final = self.output_path(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        return final.with_name(f".{final.name}.{tag}.part")
+
+    def write_json(self, path: Path, data: Any) -> Path:
+        """Write JSON atomically (temp file + replace); records are ours to replace."""
+        path = self.output_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def record_path(self, kind: str, output: Path) -> Path:
+        return self.root / LOG_DIR[kind] / f"{output.stem}.json"
+
+    # ---------------------------------------------------------------- plan.md tables
+
+    def update_plan(self, kind: str, file: str, *, type_: str, model: str, mode: str, status: str) -> None:
+        """Set the row of `file` in image/plan.md or video/plan.md, keeping everything else as written."""
+        path = self.root / PLAN[kind]
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = set_plan_row(text, kind, file, type_=type_, model=model, mode=mode, status=status)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(new.encode("utf-8"))
+        os.replace(tmp, path)
+
+
+def slug(text: str, *, fallback: str = "item", max_len: int = 40) -> str:
+    """A safe file-name fragment: lowercase ASCII words joined by '-'; never raw prompt text."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    out = ""
+    for w in words:
+        if len(out) + len(w) + 1 > max_len:
+            break
+        out = f"{out}-{w}" if out else w
+    return out or fallback
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def set_plan_row(text: str, kind: str, file: str, *, type_: str, model: str, mode: str, status: str) -> str:
+    """Return `text` with the progress-table row for `file` set (added if missing).
+
+    Only the row for that file changes. Rows people added, notes, other tables and CRLF line
+    endings survive. Without a table, one is appended under a heading.
+    """
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines()
+    header_at = next(
+        (i for i, ln in enumerate(lines) if tuple(c.lower() for c in _cells(ln)) == tuple(h.lower() for h in PLAN_HEADER)),
+        None,
+    )
+    shown_file = f"`{file}`"
+    if header_at is None:
+        title = "Image plan" if kind == "image" else "Video plan"
+        block = [] if not text.strip() else [""]
+        if not text.strip():
+            block.append(f"# {title}")
+            block.append("")
+        block += ["| " + " | ".join(PLAN_HEADER) + " |", "|" + "---|" * len(PLAN_HEADER)]
+        block.append(f"| 1 | {type_} | {shown_file} | `{model}` | {mode} | {status} |")
+        return newline.join([*lines, *block]) + newline
+    end = header_at + 2
+    numbers: list[int] = []
+    row_at = None
+    while end < len(lines) and lines[end].lstrip().startswith("|"):
+        cells = _cells(lines[end])
+        if len(cells) >= 3 and cells[2].strip("`") == file:
+            row_at = end
+        if cells and cells[0].isdigit():
+            numbers.append(int(cells[0]))
+        end += 1
+    if row_at is not None:
+        cells = _cells(lines[row_at])
+        cells += [""] * (len(PLAN_HEADER) - len(cells))
+        cells[1:6] = [cells[1] or type_, shown_file, f"`{model}`", mode, status]
+        lines[row_at] = "| " + " | ".join(cells) + " |"
+    else:
+        lines.insert(end, f"| {max(numbers, default=0) + 1} | {type_} | {shown_file} | `{model}` | {mode} | {status} |")
+    return newline.join(lines) + newline

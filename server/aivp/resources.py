@@ -1,0 +1,116 @@
+"""MCP resources and prompts: the skills and references, the catalog, jobs, project files and plans."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.resources import FileResource
+
+from .errors import AivpError
+from .tools.common import job_result, state_of
+
+
+@cache
+def docs_root() -> Path:
+    """Where SKILL.md, skills/ and references/ live: inside the wheel, or the source checkout."""
+    packaged = Path(__file__).parent / "_docs"
+    if (packaged / "SKILL.md").is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2]
+
+
+def doc_files() -> list[tuple[str, Path, str]]:
+    """(uri, path, description) of every document served as a resource."""
+    root = docs_root()
+    found: list[tuple[str, Path, str]] = []
+    if (root / "SKILL.md").is_file():
+        found.append(("aivp://skill", root / "SKILL.md", "The aivp skill: which tool and model to use when, the folder convention"))
+    for skill in sorted((root / "skills").glob("*/SKILL.md")):
+        found.append((f"aivp://skills/{skill.parent.name}", skill, f"Skill: {skill.parent.name}"))
+    for ref in sorted((root / "references").glob("*.md")):
+        found.append((f"aivp://references/{ref.stem}", ref, f"Reference: {ref.stem}"))
+    return found
+
+
+def register(mcp: MCPServer[Any]) -> None:
+    for uri, path, description in doc_files():
+        mcp.add_resource(FileResource(uri=uri, path=path.resolve(), name=uri.removeprefix("aivp://"),
+                                      description=description, mime_type="text/markdown"))
+
+    @mcp.resource("aivp://models", mime_type="application/json", description="Every model: tasks, price, tier, tags")
+    def models() -> dict[str, Any]:
+        from .catalog import catalog
+        from .catalog.search import summary
+
+        return {"models": [summary(m) for m in catalog().models]}
+
+    @mcp.resource("aivp://models/{+model_id}", mime_type="application/json",
+                  description="One model's full card: endpoints, parameters with ranges, limits, prices")
+    def model_card(model_id: str) -> dict[str, Any]:
+        from .catalog.search import detail
+
+        try:
+            return detail(model_id)
+        except AivpError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
+
+    @mcp.resource("aivp://jobs/{job_id}", mime_type="application/json", description="A job's state and files")
+    def job(job_id: str, ctx: Context[Any, Any]) -> dict[str, Any]:
+        state = state_of(ctx)
+        row = state.ledger.get(job_id)
+        if row is None:
+            raise ResourceNotFoundError(f"No job {job_id} in this project.")
+        return job_result(state, row).model_dump(mode="json")
+
+    @mcp.resource("aivp://files/{+path}", description="A file of the project (read through the containment check)")
+    def project_file(path: str, ctx: Context[Any, Any]) -> bytes:
+        state = state_of(ctx)
+        try:
+            resolved = state.project.input_path(path)
+        except AivpError as exc:
+            raise ResourceError(str(exc)) from None
+        return resolved.read_bytes()
+
+    @mcp.resource("aivp://plan/{kind}", mime_type="text/markdown", description="image/plan.md or video/plan.md")
+    def plan(kind: str, ctx: Context[Any, Any]) -> str:
+        if kind not in ("image", "video"):
+            raise ResourceNotFoundError("Use aivp://plan/image or aivp://plan/video.")
+        path = state_of(ctx).project.root / kind / "plan.md"
+        return path.read_text(encoding="utf-8") if path.is_file() else f"# No {kind}/plan.md yet\n"
+
+    @mcp.prompt(title="Animate a keyframe")
+    def animate_keyframe(keyframe: str, motion: str, duration: str = "5") -> str:
+        """Turn a keyframe into a clip with the right model and a well-formed motion prompt."""
+        return (
+            f"Animate the keyframe `{keyframe}` into a {duration}-second clip.\n\n"
+            f"Motion wanted: {motion}\n\n"
+            "Steps:\n"
+            "1. Look at the keyframe (read it via its aivp://files/ URI) and write a motion prompt in the order "
+            "scene → action → dialogue in quotes → camera → sound.\n"
+            "2. Unless I named a model, call generate_video with image set to the keyframe, the duration, and no "
+            "model (aivp picks Seedance 1.5 Pro, the best value with native audio). Use Kling V3 Pro or Veo 3.1 only "
+            "for hero shots, and say what it will cost first (search_models lists prices).\n"
+            f"3. Save it under video/clips/ (output=video/clips/<name>.mp4). If the call returns a job_id, "
+            "collect it with queue_status(job_id, wait_s=30).\n"
+            "4. Report the file, its duration check and the cost."
+        )
+
+    @mcp.prompt(title="Character sheet")
+    def character_sheet(name: str, description: str, style: str = "cinematic, photorealistic") -> str:
+        """Make consistent front, side and back views of a character for later shots."""
+        slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-") or "character"
+        return (
+            f"Make a character sheet for {name}: {description}. Style: {style}.\n\n"
+            f"1. Front view first: generate_image with a full-body, neutral-pose, plain-background prompt that "
+            f"starts with the exact description above; output=image/characters/{slug}-front.png, aspect_ratio 3:4.\n"
+            f"2. Then side and back views with references=[image/characters/{slug}-front.png], prompts saying "
+            f"'the same character, side view' / 'back view', outputs image/characters/{slug}-side.png and "
+            f"-back.png.\n"
+            "3. Keep the description word for word in every prompt: it is the anchor that keeps the character "
+            "consistent in every later keyframe.\n"
+            "4. Show me the three files."
+        )

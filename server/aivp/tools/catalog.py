@@ -1,0 +1,84 @@
+"""search_models and upload_file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from ..catalog.schema import TASKS
+from ..errors import InputFileError
+from ..inputs import resolve_input
+from .common import boundary, state_of
+
+TaskName = Literal["t2i", "i2i", "edit", "inpaint", "upscale", "t2v", "i2v", "first-last-frame",
+                   "reference-to-video", "v2v", "multi-shot"]
+assert set(TaskName.__args__) == set(TASKS)  # type: ignore[attr-defined]
+
+
+class ModelSearch(BaseModel):
+    models: list[dict[str, Any]] = Field(description="Matching models, best first, with price and a typical call's cost")
+    detail: dict[str, Any] | None = Field(default=None, description="Full card of the model asked for: every endpoint, parameter, range, default and price")
+
+
+class Uploaded(BaseModel):
+    url: str = Field(description="Public URL of the file on the provider's CDN")
+    path: str
+    sha256: str
+    bytes: int
+    mime: str
+    cached: bool = Field(description="True when the same bytes were uploaded before and that URL was reused")
+
+
+def register(mcp: MCPServer[Any]) -> None:
+    @mcp.tool(title="Search models", annotations=ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @boundary
+    async def search_models(
+        ctx: Context[Any, Any],
+        task: Annotated[TaskName | None, Field(description="t2i, edit, i2i, inpaint, upscale, t2v, i2v, first-last-frame, reference-to-video, v2v, multi-shot.")] = None,
+        query: Annotated[str | None, Field(description="Words to match in names and descriptions, e.g. 'kling' or 'text'.")] = None,
+        capabilities: Annotated[list[str] | None, Field(description="Required tags, e.g. native-audio, end-frame, text-rendering, multi-reference, multi-shot, 4k, lora.")] = None,
+        max_price_usd: Annotated[float | None, Field(ge=0, description="Most a typical call (one image, or a default-length clip) may cost.")] = None,
+        min_consistency: Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="Least character-consistency level.")] = None,
+        tier: Annotated[Literal["fast", "standard", "premium"] | None, Field(description="Speed/quality tier.")] = None,
+        prefer: Annotated[Literal["balanced", "quality", "price", "speed"], Field(description="How to rank.")] = "balanced",
+        model: Annotated[str | None, Field(description="A model id, alias or endpoint id: returns its full card (all parameters, ranges, prices).")] = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 8,
+    ) -> ModelSearch:
+        """Find the right model for a task, budget and capability, or read one model's full card.
+
+        Works without any API key. Each model lists its tasks, price, the cost of a typical call, speed,
+        quality, character-consistency level and tags; the card lists every native parameter with its
+        valid values, which generation tools accept through `options`."""
+        from ..catalog.search import detail, search
+
+        available = set(state_of(ctx).runner_or_none.providers) if state_of(ctx).runner_or_none else {"fal"}
+        found = search(task=task, query=query, capabilities=capabilities, max_price_usd=max_price_usd,
+                       min_consistency=min_consistency, tier=tier, prefer=prefer, limit=limit, available=available)
+        return ModelSearch(models=found, detail=detail(model, available) if model else None)
+
+    @mcp.tool(title="Upload file", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
+    @boundary
+    async def upload_file(
+        path: Annotated[str, Field(min_length=1, description="A file inside the project (or an extra root), e.g. image/characters/elena-front.png.")],
+        ctx: Context[Any, Any],
+    ) -> Uploaded:
+        """Put a project file on fal's CDN and return its URL (anyone with the URL can fetch it).
+
+        Generation tools upload project paths by themselves; use this to hand a URL to something else.
+        Identical bytes are uploaded once. Only files inside the project are accepted."""
+        state = state_of(ctx)
+        ref = resolve_input(state.project, path, expect="any", max_bytes=state.settings.max_upload_bytes, what="file")
+        if ref.kind != "path" or ref.path is None or ref.sha256 is None:
+            raise InputFileError("upload_file takes a project path; URLs and data: URIs are already remote.")
+        provider = state.runner.providers["fal"]
+        cached = state.ledger.cached_upload(ref.sha256, provider.name, 6 * 24 * 3600)
+        url = cached or await provider.upload(ref.path, ref.mime or "application/octet-stream")
+        if not cached:
+            state.ledger.remember_upload(ref.sha256, provider.name, url, ref.size or 0)
+        return Uploaded(url=url, path=ref.rel or path, sha256=ref.sha256, bytes=ref.size or 0,
+                        mime=ref.mime or "application/octet-stream", cached=bool(cached))

@@ -1,0 +1,238 @@
+"""What every tool shares: the app state, the error boundary and the shape of a job result.
+
+A job result is a short text line, structured content (`JobResult`), a small thumbnail as an
+ImageContent under a byte budget, and resource links to the full files. A video or a full-size
+image is never inlined.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+from urllib.parse import quote
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
+from pydantic import BaseModel, Field
+
+from ..errors import AivpError, ConfigError
+from ..jobs import JobRunner, Progress, Started, describe_state
+from ..ledger import JobRow, Ledger
+from ..project import Project
+from ..settings import Settings
+
+log = logging.getLogger("aivp.tools")
+THUMB_BYTES = 40_000
+THUMB_SIDE = 320
+
+
+@dataclass
+class AppState:
+    """Long-lived state of one server process, built in the lifespan."""
+
+    settings: Settings
+    project: Project
+    ledger_or_error: Ledger | Exception
+    runner_or_none: JobRunner | None
+
+    @property
+    def ledger(self) -> Ledger:
+        if isinstance(self.ledger_or_error, Exception):
+            raise ConfigError(
+                f"aivp cannot keep its job ledger in {self.project.state_dir} ({self.ledger_or_error}). Start the "
+                "server with --project pointing at a writable project folder, or set AIVP_PROJECT_DIR."
+            )
+        return self.ledger_or_error
+
+    @property
+    def runner(self) -> JobRunner:
+        _ = self.ledger
+        assert self.runner_or_none is not None
+        return self.runner_or_none
+
+
+def state_of(ctx: Context[Any, Any]) -> AppState:
+    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def boundary(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn aivp's errors into ToolError (the only message that reaches the client), keys scrubbed."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except ToolError:
+            raise
+        except AivpError as exc:
+            settings = _settings_from(kwargs)
+            text = settings.redact(str(exc)) if settings else str(exc)
+            raise ToolError(text) from None
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception:
+            log.exception("tool %s failed", fn.__name__)
+            raise ToolError(
+                f"aivp hit an internal error in {fn.__name__}; the server log (stderr) has the details. "
+                "Jobs already submitted are safe in the ledger: queue_status() lists them."
+            ) from None
+
+    return wrapper
+
+
+def _settings_from(kwargs: dict[str, Any]) -> Settings | None:
+    ctx = kwargs.get("ctx")
+    try:
+        return state_of(ctx).settings if ctx is not None else None  # type: ignore[arg-type]
+    except Exception:
+        return None
+
+
+class FileOut(BaseModel):
+    path: str = Field(description="Project-relative path of the file")
+    absolute_path: str
+    uri: str = Field(description="aivp:// resource URI to read the file through the server")
+    kind: str
+    url: str | None = Field(default=None, description="The provider's URL of the output (may expire)")
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    has_audio: bool | None = None
+    check: dict[str, Any] | None = Field(default=None, description="Decode/duration check of a clip")
+
+
+class JobResult(BaseModel):
+    """A job's state and, when done, its files."""
+
+    job_id: str
+    status: str = Field(description="pending, submitting, queued, running, fetching, completed, failed, canceled, unknown")
+    done: bool
+    model: str
+    endpoint: str
+    provider: str
+    request_id: str | None = None
+    reused: bool = Field(default=False, description="True when an identical earlier job answered this call at no cost")
+    files: list[FileOut] = []
+    estimate_usd: float
+    cost_usd: float | None = None
+    seed: int | None = None
+    queue_position: int | None = None
+    logs: list[str] = []
+    elapsed_s: float | None = None
+    warnings: list[str] = []
+    error: str | None = None
+    next_step: str
+
+
+def file_uri(rel: str) -> str:
+    return "aivp://files/" + quote(rel)
+
+
+def job_result(state: AppState, row: JobRow, *, reused: bool = False) -> JobResult:
+    project = state.project
+    files = []
+    for o in row.outputs:
+        files.append(FileOut(
+            path=o["path"], absolute_path=str(project.root / o["path"]), uri=file_uri(o["path"]), kind=o.get("kind", "image"),
+            url=o.get("url"), bytes=o.get("bytes"), width=o.get("width"), height=o.get("height"),
+            duration_s=o.get("duration_s"), has_audio=o.get("has_audio"), check=o.get("check"),
+        ))
+    seed = (row.result or {}).get("seed") if isinstance(row.result, dict) else None
+    return JobResult(
+        job_id=row.id, status=row.state, done=not row.active, model=row.model_id, endpoint=row.endpoint,
+        provider=row.provider, request_id=row.request_id, reused=reused, files=files,
+        estimate_usd=round(row.estimate_usd, 4), cost_usd=row.cost_usd if not reused else 0.0,
+        seed=seed if isinstance(seed, int) else None, queue_position=row.queue_position, logs=row.logs[-5:],
+        elapsed_s=_elapsed(row), warnings=list(row.spec.get("warnings", [])), error=row.error,
+        next_step=next_step(row, reused),
+    )
+
+
+def next_step(row: JobRow, reused: bool = False) -> str:
+    if row.state == "completed":
+        return ("An identical job already made these files; nothing was charged. Pass fresh=true for a new take."
+                if reused else "Done. The files are in the project; read them through their uri or path.")
+    if row.active:
+        wait = 10 if row.state in ("queued", "pending", "submitting") else 15
+        return (f"Still {describe_state(row)}. Call queue_status(job_id='{row.id}', wait_s=30) in about {wait} s; "
+                "the job keeps running on the server meanwhile.")
+    if row.state == "unknown":
+        return row.error or "The submit's outcome is unknown."
+    return row.error or f"The job ended {row.state}."
+
+
+def _elapsed(row: JobRow) -> float | None:
+    from datetime import datetime
+
+    try:
+        start = datetime.fromisoformat(row.created_at.replace("Z", "+00:00"))
+        end_s = row.finished_at or row.updated_at
+        end = datetime.fromisoformat(end_s.replace("Z", "+00:00"))
+        return round((end - start).total_seconds(), 2)
+    except (ValueError, AttributeError):
+        return None
+
+
+async def as_tool_result(state: AppState, row: JobRow, *, reused: bool = False, note: str = "") -> CallToolResult:
+    """Text + structured JobResult + thumbnail + resource links; raise ToolError for a failed job."""
+    result = job_result(state, row, reused=reused)
+    if row.state in ("failed", "canceled", "unknown"):
+        raise ToolError(f"Job {row.id} ({row.model_id}) {row.state}: {state.settings.redact(result.next_step)}")
+    content: list[Any] = [TextContent(text=_summary(result, note))]
+    if result.files:
+        first = result.files[0]
+        try:
+            from .. import media
+
+            data, mime = await anyio.to_thread.run_sync(
+                functools.partial(media.thumbnail, state.project.root / first.path, max_side=THUMB_SIDE, max_bytes=THUMB_BYTES)
+            )
+            content.append(ImageContent(data=base64.b64encode(data).decode(), mime_type=mime))
+        except Exception as exc:  # a preview is a nicety; never fail a paid result over it
+            log.info("no thumbnail for %s: %s", first.path, exc)
+        for f in result.files:
+            mime = "video/mp4" if f.kind == "video" else "image/png"
+            content.append(ResourceLink(name=f.path.rsplit("/", 1)[-1], uri=f.uri, mime_type=mime, size=f.bytes,
+                                        description=f"{f.kind} at {f.absolute_path}"))
+    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+
+def _summary(r: JobResult, note: str) -> str:
+    head = f"Job {r.job_id} [{r.model}] {r.status}"
+    if r.done and r.files:
+        paths = ", ".join(f.path for f in r.files)
+        cost = "no charge (reused)" if r.reused else f"~${(r.cost_usd or 0):.3f}"
+        text = f"{head}: {paths} ({cost})."
+    else:
+        text = f"{head}. {r.next_step}"
+    if r.warnings:
+        text += " Warnings: " + " ".join(r.warnings)
+    return f"{text} {note}".strip()
+
+
+async def follow(ctx: Context[Any, Any], started: Started, wait_s: float | None) -> JobRow:
+    """Wait for a started job up to wait_s (default from settings), sending MCP progress meanwhile."""
+    state = state_of(ctx)
+    last = [0.0]
+
+    async def on_progress(event: Progress) -> None:
+        value = max(last[0] + 0.001, round(event.elapsed_s, 3))  # progress must only grow
+        last[0] = value
+        try:
+            await ctx.report_progress(value, None, f"{event.job_id}: {event.message} ({event.elapsed_s:.0f} s)")
+        except Exception as exc:  # a failed notification must never abort a paid job's call
+            log.debug("progress notification failed: %s", exc)
+
+    timeout = state.settings.wait_s if wait_s is None else wait_s
+    return await state.runner.wait(started.row.id, timeout, on_progress)

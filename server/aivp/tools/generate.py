@@ -1,0 +1,154 @@
+"""generate_image, edit_image, generate_video: thin adapters from flat arguments to the job runner."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from .common import JobResult, as_tool_result, boundary, follow, state_of
+from .prepare import Call, prepare
+
+PAID = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+
+Prompt = Annotated[str, Field(min_length=1, description="What to make. For video: scene, action, dialogue in quotes, camera, sound.")]
+Model = Annotated[str | None, Field(description="Catalog id, alias or fal endpoint id (see search_models). Leave empty to let aivp choose.")]
+Refs = Annotated[list[str] | None, Field(description="Reference images: project paths (uploaded for you), https URLs or data: URIs. Character sheets first.")]
+Ratio = Annotated[str | None, Field(description="Aspect ratio such as 16:9, 9:16, 1:1, 4:3, 3:4.")]
+Seed = Annotated[int | None, Field(description="Seed for reproducible results, where the model takes one.")]
+Negative = Annotated[str | None, Field(description="What to avoid, where the model takes a negative prompt.")]
+Output = Annotated[str | None, Field(description="Project path for the result, e.g. image/frames/shot-01-ff.png or video/clips/shot-01.mp4. Default: image/generated/ or video/generated/.")]
+Overwrite = Annotated[bool, Field(description="Replace an existing file at `output` (default: keep it and add -2, -3 ...).")]
+Options = Annotated[dict[str, Any] | None, Field(description="Model-native parameters not covered above (e.g. safety_tolerance, cfg_scale); search_models(model=...) lists them with their valid values.")]
+WaitS = Annotated[float | None, Field(ge=0, le=600, description="Seconds to wait for the result (default 45). Past it you get a job_id; the job keeps running and queue_status fetches it.")]
+Fresh = Annotated[bool, Field(description="Pay for a new generation even if an identical request already finished (otherwise its files are returned free).")]
+
+
+def register(mcp: MCPServer[Any]) -> None:
+    @mcp.tool(title="Generate image", annotations=PAID)
+    @boundary
+    async def generate_image(
+        prompt: Prompt,
+        ctx: Context[Any, Any],
+        model: Model = None,
+        references: Refs = None,
+        aspect_ratio: Ratio = None,
+        size: Annotated[str | None, Field(description="Preset (square_hd, landscape_16_9, portrait_4_3 ...), WIDTHxHEIGHT, or 1K/2K/4K on models with a resolution setting.")] = None,
+        num_images: Annotated[int, Field(ge=1, le=4, description="How many images (each is billed).")] = 1,
+        seed: Seed = None,
+        negative_prompt: Negative = None,
+        output: Output = None,
+        overwrite: Overwrite = False,
+        options: Options = None,
+        wait_s: WaitS = None,
+        fresh: Fresh = False,
+    ) -> Annotated[CallToolResult, JobResult]:
+        """Make keyframes, character sheets, style frames and location plates from text, optionally guided by reference images.
+
+        With references (a character sheet, a previous frame, a style frame) aivp uses a multi-reference
+        edit model. Results land in the project (see `output`) with a JSON record in image/log/.
+        Long jobs return a job_id; call queue_status to collect them. Refused before any charge: unknown
+        models, values outside a model's range, budget overruns."""
+        call = Call("generate_image", "image", "edit" if references else "t2i", model, {
+            "prompt": prompt, "references": references, "aspect_ratio": aspect_ratio, "size": size,
+            "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
+        }, options, output, overwrite, fresh)
+        return await _run(ctx, call, wait_s)
+
+    @mcp.tool(title="Edit image", annotations=PAID)
+    @boundary
+    async def edit_image(
+        image: Annotated[str, Field(min_length=1, description="The image to edit: project path, https URL or data: URI.")],
+        ctx: Context[Any, Any],
+        prompt: Annotated[str | None, Field(description="The change to make (required except for upscale and remove_background).")] = None,
+        operation: Annotated[Literal["edit", "inpaint", "upscale", "restyle", "remove_background"], Field(description="edit: instruction edit/composition; inpaint: change only the white area of `mask`; upscale; restyle: strength-guided image-to-image; remove_background.")] = "edit",
+        mask: Annotated[str | None, Field(description="For inpaint: a mask image, white where the image should change.")] = None,
+        references: Refs = None,
+        strength: Annotated[float | None, Field(ge=0, le=1, description="restyle: how far to move from the input (0 keeps it, 1 ignores it).")] = None,
+        upscale_factor: Annotated[float | None, Field(gt=0, le=8, description="upscale: the factor, where the model lets you choose.")] = None,
+        model: Model = None,
+        aspect_ratio: Ratio = None,
+        size: Annotated[str | None, Field(description="Output size preset or WIDTHxHEIGHT where the model takes one.")] = None,
+        num_images: Annotated[int, Field(ge=1, le=4, description="How many variants (each is billed).")] = 1,
+        seed: Seed = None,
+        negative_prompt: Negative = None,
+        output: Output = None,
+        overwrite: Overwrite = False,
+        options: Options = None,
+        wait_s: WaitS = None,
+        fresh: Fresh = False,
+    ) -> Annotated[CallToolResult, JobResult]:
+        """Edit, inpaint, restyle, remove the background of, or upscale an image.
+
+        Instruction edits need no mask: describe the change. Reference images compose elements into the
+        image ("the jacket from image 2"). The result is a new file; the source is never modified."""
+        task = {"edit": "edit", "inpaint": "inpaint", "upscale": "upscale", "restyle": "i2i",
+                "remove_background": "remove-background"}[operation]
+        if operation == "remove_background" and not prompt:
+            prompt = "Remove the background completely; keep the subject unchanged on a plain white background."
+        call = Call("edit_image", "image", task, model, {
+            "prompt": prompt, "image": image, "mask": mask, "references": references, "strength": strength,
+            "upscale_factor": upscale_factor, "aspect_ratio": aspect_ratio, "size": size,
+            "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
+        }, options, output, overwrite, fresh)
+        return await _run(ctx, call, wait_s)
+
+    @mcp.tool(title="Generate video", annotations=PAID)
+    @boundary
+    async def generate_video(
+        prompt: Prompt,
+        ctx: Context[Any, Any],
+        model: Model = None,
+        image: Annotated[str | None, Field(description="Start frame (image-to-video): project path, https URL or data: URI. Usually a keyframe from image/frames/.")] = None,
+        end_image: Annotated[str | None, Field(description="Last frame, on models that take one (first-last-frame).")] = None,
+        references: Annotated[list[str] | None, Field(description="Subject/character reference images (reference-to-video models).")] = None,
+        video: Annotated[str | None, Field(description="Source video for video-to-video models.")] = None,
+        duration: Annotated[float | None, Field(gt=0, le=60, description="Seconds; each model takes its own set (search_models lists them).")] = None,
+        aspect_ratio: Ratio = None,
+        resolution: Annotated[str | None, Field(description="e.g. 480p, 720p, 1080p, 4k where the model offers a choice.")] = None,
+        audio: Annotated[bool | None, Field(description="Native audio (dialogue, effects) on or off, where the model has it; off is often cheaper.")] = None,
+        camera_fixed: Annotated[bool | None, Field(description="Lock the camera (tripod) where the model supports it.")] = None,
+        seed: Seed = None,
+        negative_prompt: Negative = None,
+        output: Output = None,
+        overwrite: Overwrite = False,
+        options: Options = None,
+        wait_s: WaitS = None,
+        fresh: Fresh = False,
+    ) -> Annotated[CallToolResult, JobResult]:
+        """Make a clip from text, animate a keyframe (start frame, optional end frame), or follow reference images.
+
+        Video takes 10 s to 5 min: this call waits up to wait_s, then returns a job_id while the job keeps
+        running on the server; call queue_status(job_id, wait_s=30) to collect it. The clip is checked
+        (it decodes, its length matches) and saved with a record in video/log/."""
+        if video:
+            task = "v2v"
+        elif image and end_image:
+            task = "first-last-frame"
+        elif image:
+            task = "i2v"
+        elif references:
+            task = "reference-to-video"
+        else:
+            task = "t2v"
+        call = Call("generate_video", "video", task, model, {
+            "prompt": prompt, "start_image": image, "end_image": end_image, "references": references, "video": video,
+            "duration": duration, "aspect_ratio": aspect_ratio, "resolution": resolution, "audio": audio,
+            "camera_fixed": camera_fixed, "seed": seed, "negative_prompt": negative_prompt,
+        }, options, output, overwrite, fresh)
+        return await _run(ctx, call, wait_s)
+
+
+async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None) -> CallToolResult:
+    state = state_of(ctx)
+    req, why = prepare(state, call)
+    started = await state.runner.start(req)
+    row = await follow(ctx, started, wait_s)
+    reused = not started.created and row.state == "completed" and started.row.state == "completed"
+    joined = not started.created and started.row.active
+    note = f"Model: {why}; estimate ~${req.estimate.usd:.3f} ({req.estimate.detail})."
+    if joined:
+        note += " An identical job was already running; this call joined it instead of paying again."
+    return await as_tool_result(state, row, reused=reused, note=note)

@@ -1,0 +1,118 @@
+"""queue_status and cancel_job: follow, collect and stop jobs by id, also after a restart."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from ..catalog import resolve
+from ..errors import InvalidParameterError
+from ..ledger import JobRow
+from .common import AppState, JobResult, as_tool_result, boundary, follow, job_result, state_of
+from ..jobs import Started
+
+
+class JobLine(BaseModel):
+    job_id: str
+    status: str
+    model: str
+    tool: str
+    created_at: str
+    files: list[str]
+    estimate_usd: float
+    cost_usd: float | None
+    error: str | None = None
+
+
+class QueueStatus(BaseModel):
+    job: JobResult | None = Field(default=None, description="The job asked about")
+    recent: list[JobLine] = Field(default=[], description="Recent jobs, newest first (when no job was named)")
+    spent_usd: float
+    committed_usd: float = Field(description="Estimated cost of jobs still running")
+    budget_usd: float | None
+
+
+def register(mcp: MCPServer[Any]) -> None:
+    @mcp.tool(title="Job status", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
+    @boundary
+    async def queue_status(
+        ctx: Context[Any, Any],
+        job_id: Annotated[str | None, Field(description="The job_id a generation call returned.")] = None,
+        model: Annotated[str | None, Field(description="With request_id: the fal model/endpoint of a request made outside aivp.")] = None,
+        request_id: Annotated[str | None, Field(description="With model: a fal request id from outside aivp; aivp follows it and saves its result.")] = None,
+        wait_s: Annotated[float, Field(ge=0, le=600, description="Wait up to this many seconds for the job to finish before answering.")] = 0,
+        limit: Annotated[int, Field(ge=1, le=100, description="How many recent jobs to list when no job is named.")] = 10,
+    ) -> Annotated[CallToolResult, QueueStatus]:
+        """A job's state (queue position, logs, elapsed time) and, once done, its files; or the recent jobs and spend.
+
+        Use it to collect a job that outlived its generation call, also after a server restart. With
+        wait_s it waits (sending progress) until the job ends or the time is up."""
+        state = state_of(ctx)
+        spend = state.ledger.spend()
+        base = {"spent_usd": spend["spent_usd"], "committed_usd": spend["committed_usd"],
+                "budget_usd": state.settings.budget_usd}
+        if job_id is None and request_id is None:
+            rows = state.ledger.recent(limit)
+            status = QueueStatus(recent=[_line(r) for r in rows], **base)
+            text = f"{len(rows)} recent job(s); ${spend['spent_usd']:.2f} spent, ${spend['committed_usd']:.2f} running."
+            return CallToolResult(content=[TextContent(text=text)], structured_content=status.model_dump(mode="json"))
+        if job_id is None:
+            started = _adopt(state, model, request_id or "")
+        else:
+            started = Started(state.runner.get(job_id), False)
+        row = await follow(ctx, started, wait_s) if started.row.active else started.row
+        return await _status_result(state, row, base)
+
+    @mcp.tool(title="Cancel job", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True))
+    @boundary
+    async def cancel_job(
+        job_id: Annotated[str, Field(min_length=1, description="The job to cancel at the provider.")],
+        ctx: Context[Any, Any],
+    ) -> Annotated[CallToolResult, JobResult]:
+        """Cancel a queued or running job at the provider (only this stops a job; a cancelled tool call does not).
+
+        A job still in the queue is dropped without charge; one already running may still finish and be
+        billed, and its result is then saved as usual."""
+        state = state_of(ctx)
+        row, note = await state.runner.cancel(job_id)
+        result = job_result(state, row)
+        text = f"Job {row.id}: {note} Status: {row.state}."
+        return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
+
+
+def _adopt(state: AppState, model: str | None, request_id: str) -> Started:
+    if not model or not request_id.strip():
+        raise InvalidParameterError("Pass job_id, or both model and request_id for a request made outside aivp.")
+    try:
+        found = resolve(model)
+    except KeyError:
+        if "/" not in model:
+            raise
+        # a fal endpoint the catalog does not know: follow it anyway; the output decides image or video
+        return state.runner.adopt("fal", model.strip("/"), request_id.strip(), model_id=model, task="unknown",
+                                  kind="auto", shape="images")
+    endpoint = found.endpoint or found.model.endpoints[0]
+    route = found.route or endpoint.routes[0]
+    return state.runner.adopt(route.provider, route.endpoint, request_id.strip(), model_id=found.model.id,
+                              task=endpoint.task, kind=found.model.kind, shape=endpoint.output)
+
+
+async def _status_result(state: AppState, row: JobRow, base: dict[str, Any]) -> CallToolResult:
+    try:
+        result = await as_tool_result(state, row)
+    except ToolError:
+        raise
+    payload = QueueStatus(job=JobResult.model_validate(result.structured_content), **base)
+    return CallToolResult(content=result.content, structured_content=payload.model_dump(mode="json"))
+
+
+def _line(r: JobRow) -> JobLine:
+    return JobLine(job_id=r.id, status=r.state, model=r.model_id, tool=r.tool, created_at=r.created_at,
+                   files=[o["path"] for o in r.outputs], estimate_usd=round(r.estimate_usd, 4), cost_usd=r.cost_usd,
+                   error=r.error)
