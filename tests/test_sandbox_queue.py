@@ -35,7 +35,7 @@ def _fresh(sb):
     sb.reset()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client():
     with httpx.Client(headers=KEY, timeout=10) as c:
         yield c
@@ -126,7 +126,7 @@ def test_logs_flag(sb, client, flag, expect):
 
 
 def test_sub_path_rule_namespaces_and_trailing_slash(sb, client):
-    job = submit(client, sb, T2V, {"prompt": "p", "duration": "4"})
+    job = submit(client, sb, T2V, {"prompt": "p [sandbox:bytes=64]", "duration": "4"})  # no render: quick
     rid = job["request_id"]
     assert job["status_url"] == f"{sb.fal_queue_url}/fal-ai/bytedance/requests/{rid}/status"
     wrong = f"{sb.fal_queue_url}/{T2V}/requests/{rid}/status"

@@ -50,8 +50,8 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
         final = _target(runner, row, f, i, len(files))
         tmp = project.temp_beside(final, f"{row.id}-{i}")
         got = await download(runner.client, f.url, tmp, policy=runner.policy)
-        info = await anyio.to_thread.run_sync(_inspect, tmp, f.kind, _expected_seconds(spec))
         placed = project.place(tmp, final, overwrite=bool(spec.get("overwrite")))
+        info = await anyio.to_thread.run_sync(_inspect, placed, f.kind, _expected_seconds(spec))
         entry = {"path": project.rel(placed), "url": f.url, "sha256": got.sha256, "bytes": got.size,
                  "content_type": got.content_type or f.content_type, "kind": f.kind, **info}
         done = [*done[:i], entry]
@@ -109,10 +109,12 @@ def _inspect(path: Path, kind: str, expected_s: float | None) -> dict[str, Any]:
     try:
         if kind == "video":
             check = media.verify_video(path, expected_s)
-            info = media.probe_video(path)
-            return {"width": info.width, "height": info.height, "duration_s": round(check.duration_s, 3),
-                    "fps": info.fps, "has_audio": info.has_audio,
-                    "check": {"ok": check.ok, "decoded_frames": check.decoded_frames, "message": check.message}}
+            found = {"duration_s": round(check.duration_s, 3),
+                     "check": {"ok": check.ok, "decoded_frames": check.decoded_frames, "message": check.message}}
+            if check.ok:  # a broken file would only make the probe's message less specific than verify's
+                info = media.probe_video(path)
+                found.update(width=info.width, height=info.height, fps=info.fps, has_audio=info.has_audio)
+            return found
         w, h = media.image_size(path)
         return {"width": w, "height": h}
     except Exception as exc:  # a file we cannot read is still the paid output: keep it, say so

@@ -55,7 +55,9 @@ class Sandbox:
     # -- lifecycle -------------------------------------------------------------------------
 
     def _bind(self) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto must be IPPROTO_TCP (not 0): only then does asyncio set TCP_NODELAY on accepted
+        # connections, without which every keep-alive request waits ~40 ms for a delayed ACK
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))  # loopback only, always
         self.port = sock.getsockname()[1]

@@ -156,22 +156,28 @@ def _check(name: str, p: Param, v: Any) -> list[dict[str, Any]]:
     errors = []
     if t in ("integer", "number") and isinstance(v, (int, float)):
         if p.min is not None and v < p.min:
-            errors.append(_err("greater_than_equal", [name], f"Input should be greater than or equal to {p.min:g}", v, {"ge": p.min}))
+            msg = f"Input should be greater than or equal to {p.min:g}"
+            errors.append(_err("greater_than_equal", [name], msg, v, {"ge": p.min}))
         if p.max is not None and v > p.max:
-            errors.append(_err("less_than_equal", [name], f"Input should be less than or equal to {p.max:g}", v, {"le": p.max}))
+            msg = f"Input should be less than or equal to {p.max:g}"
+            errors.append(_err("less_than_equal", [name], msg, v, {"le": p.max}))
     if isinstance(v, list):
-        n = len(v)
-        if p.min_items is not None and n < p.min_items:
-            s = "" if p.min_items == 1 else "s"
-            errors.append(_err("too_short", [name], f"List should have at least {p.min_items} item{s} after validation, not {n}", v,
-                               {"field_type": "List", "min_length": p.min_items, "actual_length": n}))
-        if p.max_items is not None and n > p.max_items:
-            s = "" if p.max_items == 1 else "s"
-            errors.append(_err("too_long", [name], f"List should have at most {p.max_items} item{s} after validation, not {n}", v,
-                               {"field_type": "List", "max_length": p.max_items, "actual_length": n}))
+        errors += _length_errors(name, p, v)
         if t == "images":
-            errors += [_err("string_type", [name, i], "Input should be a valid string", x) for i, x in enumerate(v) if not isinstance(x, str)]
+            errors += [_err("string_type", [name, i], "Input should be a valid string", x)
+                       for i, x in enumerate(v) if not isinstance(x, str)]
     return errors
+
+
+def _length_errors(name: str, p: Param, v: list[Any]) -> list[dict[str, Any]]:
+    n, out = len(v), []
+    for typ, bound, word in (("too_short", p.min_items, "least"), ("too_long", p.max_items, "most")):
+        if bound is None or (n >= bound if typ == "too_short" else n <= bound):
+            continue
+        msg = f"List should have at {word} {bound} item{'' if bound == 1 else 's'} after validation, not {n}"
+        key = "min_length" if typ == "too_short" else "max_length"
+        out.append(_err(typ, [name], msg, v, {"field_type": "List", key: bound, "actual_length": n}))
+    return out
 
 
 def _set(payload: dict[str, Any], name: str) -> bool:

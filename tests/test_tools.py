@@ -1,0 +1,340 @@
+"""Every tool through an in-memory MCP client against the sandbox (a real HTTP server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp import Client
+from mcp.types import ImageContent, ResourceLink, TextContent
+
+from aivp.app import build_server
+
+from .conftest import make_settings
+
+pytestmark = pytest.mark.anyio
+
+
+def png(path: Path, size: tuple[int, int] = (640, 360), color: str = "teal") -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def partials(root: Path) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.name.endswith((".part", ".tmp"))]
+
+
+async def ok(client: Client, tool: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    r = await client.call_tool(tool, args, **kw)
+    assert not r.is_error, r.content[0].text if r.content else r
+    return r.structured_content  # type: ignore[return-value]
+
+
+async def refused(client: Client, tool: str, args: dict[str, Any]) -> str:
+    r = await client.call_tool(tool, args)
+    assert r.is_error, f"{tool} should have failed: {r.structured_content}"
+    text = r.content[0].text
+    assert isinstance(text, str)
+    return text
+
+
+async def test_tool_list_is_documented_annotated_and_small(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) >= {"generate_image", "edit_image", "generate_video", "queue_status", "cancel_job",
+                          "search_models", "upload_file"}
+    for t in tools.values():
+        assert t.description and len(t.description) > 60, t.name
+        assert t.annotations is not None and t.output_schema is not None, t.name
+        assert "ctx" not in t.input_schema["properties"]
+        for name, prop in t.input_schema["properties"].items():
+            assert prop.get("description") or name in ("limit",), f"{t.name}.{name} has no description"
+    assert tools["cancel_job"].annotations.destructive_hint is True
+    assert tools["search_models"].annotations.read_only_hint is True
+    assert tools["generate_video"].annotations.open_world_hint is True
+    size = len(json.dumps([t.model_dump(mode="json", exclude_none=True) for t in tools.values()]))
+    assert size < 40_000, f"tools/list is {size} bytes; every agent reads it into its context"
+
+
+async def test_generate_image_file_record_thumbnail_and_progress(client: Client, project: Path, sandbox: Any) -> None:
+    seen: list[tuple[float, str | None]] = []
+
+    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+        seen.append((p, message))
+
+    r = await client.call_tool("generate_image", {"prompt": "Elena on a cliff at golden hour", "aspect_ratio": "16:9",
+                                                  "output": "image/frames/shot-01-ff.png"}, progress_callback=on_progress)
+    assert not r.is_error, r.content[0].text
+    job = r.structured_content
+    assert job["status"] == "completed" and job["files"][0]["path"] == "image/frames/shot-01-ff.png"
+    assert (project / "image/frames/shot-01-ff.png").is_file() and partials(project) == []
+    assert len(seen) >= 3 and [p for p, _ in seen] == sorted(p for p, _ in seen)
+    assert any("queued" in (m or "") for _, m in seen) and any("running" in (m or "") for _, m in seen)
+    kinds = [type(c) for c in r.content]
+    assert kinds[0] is TextContent and ImageContent in kinds and ResourceLink in kinds
+    thumb = next(c for c in r.content if isinstance(c, ImageContent))
+    assert len(base64.b64decode(thumb.data)) <= 40_000
+    record = json.loads((project / "image/log/shot-01-ff.json").read_text())
+    for field in ("id", "type", "file", "model", "mode", "status", "request_id", "prompt", "seed", "aspect_ratio",
+                  "output_url", "cost_usd", "timestamp", "parameters", "provider"):
+        assert field in record, field
+    assert record["type"] == "keyframe" and record["mode"] == "T2I" and record["cost_usd"] == pytest.approx(0.15)
+    plan = (project / "image/plan.md").read_text()
+    assert "| 1 | shot-01-ff | `image/frames/shot-01-ff.png` | `fal-ai/nano-banana-pro` | T2I | done |" in plan
+    body = await client.read_resource(job["files"][0]["uri"])
+    assert base64.b64decode(body.contents[0].blob) == (project / "image/frames/shot-01-ff.png").read_bytes()
+    assert sandbox.submission_count() == 1
+
+
+async def test_animate_a_project_keyframe(client: Client, project: Path, sandbox: Any) -> None:
+    png(project / "image/frames/shot-02-ff.png")
+    job = await ok(client, "generate_video", {"prompt": "She turns to the sea. [Camera: slow push-in]",
+                                              "image": "image/frames/shot-02-ff.png", "duration": 5,
+                                              "output": "video/clips/shot-02.mp4"})
+    clip = job["files"][0]
+    assert clip["path"] == "video/clips/shot-02.mp4" and clip["duration_s"] == pytest.approx(5.0, abs=0.1)
+    assert clip["check"]["ok"] and clip["has_audio"] is True
+    record = json.loads((project / "video/log/shot-02.json").read_text())
+    assert record["mode"] == "I2V" and record["input_image"] == "image/frames/shot-02-ff.png"
+    assert record["parameters"]["image_url"]["path"] == "image/frames/shot-02-ff.png"
+    assert record["parameters"]["image_url"]["url"].startswith(sandbox.fal_cdn_url)
+    assert "| shot-02 | `video/clips/shot-02.mp4`" in (project / "video/plan.md").read_text()
+    sub = sandbox.submissions[-1]
+    assert sub.endpoint.endswith("seedance/v1.5/pro/image-to-video") and sub.payload["duration"] == "5"
+
+
+async def test_edit_upscale_and_references(client: Client, project: Path, sandbox: Any) -> None:
+    png(project / "image/characters/elena-front.png")
+    png(project / "image/locations/cliff.png", color="navy")
+    up = await ok(client, "edit_image", {"image": "image/characters/elena-front.png", "operation": "upscale"})
+    assert up["model"] == "aura-sr" and (project / up["files"][0]["path"]).is_file()
+    edit = await ok(client, "edit_image", {"image": "image/locations/cliff.png", "prompt": "Put the woman from image 2 here",
+                                           "references": ["image/characters/elena-front.png"], "num_images": 2})
+    assert len(edit["files"]) == 2 and edit["estimate_usd"] == pytest.approx(0.30)
+    payload = sandbox.submissions[-1].payload
+    assert len(payload["image_urls"]) == 2 and payload["num_images"] == 2
+    gen = await ok(client, "generate_image", {"prompt": "Elena in the rain", "references": ["image/characters/elena-front.png"]})
+    assert gen["endpoint"] == "fal-ai/nano-banana-pro/edit"
+    uploads = [r for r in sandbox.requests if r.route == "upload"]
+    assert len(uploads) == 2  # elena-front uploaded once, then reused from the upload cache
+
+
+async def test_wait_exceeded_then_queue_status_returns_the_file(client: Client, project: Path, sandbox: Any) -> None:
+    first = await client.call_tool("generate_video", {"prompt": "rain on a window [sandbox:slow=1.5]", "wait_s": 0.2})
+    assert not first.is_error
+    job = first.structured_content
+    assert job["done"] is False and job["status"] in ("pending", "submitting", "queued", "running")
+    assert "queue_status" in job["next_step"]
+    seen: list[float] = []
+
+    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+        seen.append(p)
+
+    r = await client.call_tool("queue_status", {"job_id": job["job_id"], "wait_s": 20}, progress_callback=on_progress)
+    assert not r.is_error
+    done = r.structured_content["job"]
+    assert done["status"] == "completed" and (project / done["files"][0]["path"]).is_file()
+    assert seen and sandbox.submission_count() == 1
+
+
+async def test_same_call_twice_submits_once(client: Client, sandbox: Any) -> None:
+    args = {"prompt": "a lighthouse at dusk", "seed": 7}
+    a = await ok(client, "generate_image", args)
+    b = await ok(client, "generate_image", args)
+    assert b["reused"] is True and b["cost_usd"] == 0 and b["files"] == a["files"] and b["job_id"] == a["job_id"]
+    assert sandbox.submission_count() == 1
+    async with anyio.create_task_group() as tg:  # two identical calls at once: the second joins the first
+        results: list[dict[str, Any]] = []
+
+        async def one() -> None:
+            results.append(await ok(client, "generate_image", {"prompt": "a harbour at dawn"}))
+
+        tg.start_soon(one)
+        tg.start_soon(one)
+    assert results[0]["job_id"] == results[1]["job_id"] and sandbox.submission_count() == 2
+    c = await ok(client, "generate_image", {**args, "fresh": True})
+    assert c["job_id"] != a["job_id"] and sandbox.submission_count() == 3
+
+
+async def test_rate_limit_and_ingress_errors_are_retried(client: Client, sandbox: Any) -> None:
+    sandbox.fault("submit", status=429, headers={"Retry-After": "1"}, body={"detail": "Too many requests"})
+    sandbox.fault("status", preset="ingress_503", times=2)
+    sandbox.fault("stream", status=500, times=5)
+    job = await ok(client, "generate_image", {"prompt": "a retry test"})
+    assert job["status"] == "completed"
+    assert sandbox.submission_count() == 1
+    assert sum(1 for r in sandbox.requests if r.route == "submit") == 2
+
+
+async def test_fal_503_on_submit_is_not_repeated(client: Client, project: Path, sandbox: Any) -> None:
+    sandbox.fault("submit", preset="fal_503")
+    text = await refused(client, "generate_image", {"prompt": "one submit only"})
+    assert "503" in text and "Nothing was charged" in text
+    assert sum(1 for r in sandbox.requests if r.route == "submit") == 1
+
+
+async def test_dropped_connection_during_download_resumes(client: Client, project: Path, sandbox: Any) -> None:
+    sandbox.fault("cdn_get", action="drop_body", times=1, match="/out/")
+    job = await ok(client, "generate_video", {"prompt": "waves, a dropped download"})
+    out = project / job["files"][0]["path"]
+    assert out.is_file() and job["files"][0]["check"]["ok"] and partials(project) == []
+    gets = [r for r in sandbox.requests if r.route == "cdn_get"]
+    assert len(gets) >= 2
+
+
+async def test_stuck_queue_then_cancel(client: Client, project: Path, sandbox: Any) -> None:
+    sandbox.stick_queue(True)
+    first = await client.call_tool("generate_video", {"prompt": "a stuck job", "wait_s": 0.5})
+    job = first.structured_content
+    assert job["status"] == "queued"
+    r = await client.call_tool("cancel_job", {"job_id": job["job_id"]})
+    assert not r.is_error
+    assert r.structured_content["status"] == "canceled" and r.structured_content["cost_usd"] == 0
+    listing = await ok(client, "queue_status", {})
+    assert listing["recent"][0]["status"] == "canceled"
+    assert not (project / "video").exists() or not any((project / "video").rglob("*.mp4"))
+    assert sandbox.submission_count() == 1
+
+
+async def test_expired_output_url_is_a_clear_failure(client: Client, project: Path, sandbox: Any) -> None:
+    sandbox.expire_outputs(404)
+    text = await refused(client, "generate_image", {"prompt": "an expired link"})
+    assert "expired" in text and "http" in text
+    assert not (project / "image/generated").exists() or list((project / "image/generated").iterdir()) == []
+    assert partials(project) == []
+    listing = await ok(client, "queue_status", {})
+    assert listing["recent"][0]["status"] == "failed" and listing["recent"][0]["cost_usd"] == pytest.approx(0.15)
+
+
+async def test_provider_validation_error_and_safety_refusal(client: Client, project: Path, sandbox: Any) -> None:
+    text = await refused(client, "generate_video", {"prompt": "a clip", "image": "https://unreachable.invalid/k.png"})
+    assert "rejected the input" in text and "file_download_error" in text
+    text = await refused(client, "generate_image", {"prompt": "[sandbox:unsafe] something the filter refuses"})
+    assert "content checker refused" in text and "Rephrase" in text
+    listing = await ok(client, "queue_status", {})
+    assert [j["status"] for j in listing["recent"][:2]] == ["failed", "failed"]
+    assert listing["recent"][0]["cost_usd"] == 0
+    assert partials(project) == [] and not (project / "image/generated").exists()
+
+
+@pytest.mark.parametrize("bad", ["../outside.png", "/etc/hostname", "file:///etc/hostname", "image/link.png",
+                                 ".aivp/ledger.sqlite3"])
+async def test_inputs_outside_the_project_are_refused(client: Client, project: Path, sandbox: Any, bad: str) -> None:
+    outside = png(project.parent / "outside.png")
+    (project / "image").mkdir(exist_ok=True)
+    (project / "image/link.png").symlink_to(outside)
+    before = sorted(p.name for p in project.parent.iterdir())
+    text = await refused(client, "generate_video", {"prompt": "x", "image": bad})
+    assert "project" in text or "URL" in text or ".aivp" in text
+    text = await refused(client, "upload_file", {"path": bad})
+    assert sandbox.submission_count() == 0
+    assert not [r for r in sandbox.requests if r.route in ("upload", "initiate", "signed_put")]
+    assert sorted(p.name for p in project.parent.iterdir()) == before
+
+
+async def test_outputs_outside_the_project_are_refused(client: Client, project: Path, sandbox: Any) -> None:
+    for bad in ("../escape.png", str(project.parent / "escape.png")):
+        text = await refused(client, "generate_image", {"prompt": "x", "output": bad})
+        assert "outside the project" in text
+    assert sandbox.submission_count() == 0 and not (project.parent / "escape.png").exists()
+
+
+async def test_budget_cap_refuses_before_submit(project: Path, sandbox: Any) -> None:
+    settings = make_settings(project, sandbox, budget_usd=0.20)
+    async with Client(build_server(settings)) as c:
+        await ok(c, "generate_image", {"prompt": "within budget"})
+        text = await refused(c, "generate_image", {"prompt": "over budget"})
+        assert "budget" in text and "Nothing was sent" in text and "$0.15" in text
+        status = await ok(c, "queue_status", {})
+        assert status["spent_usd"] == pytest.approx(0.15) and status["budget_usd"] == 0.20
+    assert sandbox.submission_count() == 1
+
+
+async def test_bad_model_and_values_refused_before_submit(client: Client, sandbox: Any) -> None:
+    text = await refused(client, "generate_video", {"prompt": "x", "model": "seedanse"})
+    assert "Unknown model" in text and "seedance-1.5-pro" in text
+    text = await refused(client, "generate_video", {"prompt": "x", "model": "seedance-1.5-pro", "duration": 20})
+    assert "4s" in text and "12s" in text
+    text = await refused(client, "generate_video", {"prompt": "x", "model": "veo-3.1", "resolution": "8k"})
+    assert "choose one of" in text and "1080p" in text
+    text = await refused(client, "generate_image", {"prompt": "x", "options": {"made_up": 1}})
+    assert "no option 'made_up'" in text
+    listing = await ok(client, "queue_status", {})
+    assert listing["recent"] == [] and sandbox.submission_count() == 0
+
+
+async def test_missing_key_fails_only_the_call_that_needs_it(project: Path, sandbox: Any) -> None:
+    settings = make_settings(project, sandbox, fal_key=None)
+    async with Client(build_server(settings)) as c:
+        found = await ok(c, "search_models", {"task": "i2v", "capabilities": ["end-frame"], "limit": 3})
+        assert found["models"] and all("end-frame" in m["tags"] for m in found["models"])
+        text = await refused(c, "generate_image", {"prompt": "x"})
+        assert "FAL_KEY is not set" in text
+        assert (await ok(c, "queue_status", {}))["recent"] == []
+    assert sandbox.submission_count() == 0
+
+
+async def test_search_models_ranks_and_details(client: Client) -> None:
+    cheap = await ok(client, "search_models", {"task": "t2v", "prefer": "price", "limit": 3})
+    costs = [m["typical_cost_usd"] for m in cheap["models"]]
+    assert costs[0] <= max(costs)
+    under = await ok(client, "search_models", {"task": "t2i", "max_price_usd": 0.05, "limit": 50})
+    assert under["models"] and all(m["typical_cost_usd"] <= 0.05 for m in under["models"])
+    card = await ok(client, "search_models", {"model": "seedance"})
+    params = {p["name"]: p for e in card["detail"]["endpoints"] for p in e["params"]}
+    assert params["duration"]["values"][0] == "4" and params["resolution"]["default"] == "720p"
+    assert card["detail"]["endpoints"][0]["pricing"]["unit"] == "video_token"
+
+
+async def test_upload_file_returns_a_cdn_url_once(client: Client, project: Path, sandbox: Any) -> None:
+    png(project / "image/styles/mood.png")
+    a = await ok(client, "upload_file", {"path": "image/styles/mood.png"})
+    b = await ok(client, "upload_file", {"path": "image/styles/mood.png"})
+    assert a["url"].startswith(sandbox.url) and a["cached"] is False and b["cached"] is True and a["url"] == b["url"]
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(a["url"])).content == (project / "image/styles/mood.png").read_bytes()
+
+
+async def test_queue_status_adopts_a_request_made_outside_aivp(client: Client, project: Path, sandbox: Any) -> None:
+    async with httpx.AsyncClient() as http:
+        r = await http.post(f"{sandbox.fal_queue_url}/fal-ai/nano-banana-pro", json={"prompt": "made elsewhere"},
+                            headers={"Authorization": "Key someone-else"})
+        request_id = r.json()["request_id"]
+    st = await ok(client, "queue_status", {"model": "fal-ai/nano-banana-pro", "request_id": request_id, "wait_s": 10})
+    job = st["job"]
+    assert job["status"] == "completed" and (project / job["files"][0]["path"]).is_file()
+    again = await ok(client, "queue_status", {"model": "fal-ai/nano-banana-pro", "request_id": request_id})
+    assert again["job"]["job_id"] == job["job_id"] and sandbox.submission_count() == 1
+
+
+async def test_cancelled_tool_call_detaches_and_the_job_finishes(client: Client, project: Path, sandbox: Any) -> None:
+    with anyio.move_on_after(0.3):
+        await client.call_tool("generate_video", {"prompt": "keeps going [sandbox:slow=1]"})
+    listing = await ok(client, "queue_status", {})
+    job_id = listing["recent"][0]["job_id"]
+    done = await ok(client, "queue_status", {"job_id": job_id, "wait_s": 15})
+    assert done["job"]["status"] == "completed" and (project / done["job"]["files"][0]["path"]).is_file()
+    assert sandbox.submission_count() == 1
+
+
+async def test_resources_and_prompts(client: Client, project: Path) -> None:
+    uris = {str(r.uri) for r in (await client.list_resources()).resources}
+    assert {"aivp://skill", "aivp://models"} <= uris
+    models = json.loads((await client.read_resource("aivp://models")).contents[0].text)
+    assert any(m["id"] == "kling-o3-pro" for m in models["models"])
+    card = json.loads((await client.read_resource("aivp://models/fal-ai/veo3.1")).contents[0].text)
+    assert card["id"] == "veo-3.1"
+    job = await ok(client, "generate_image", {"prompt": "resource check"})
+    res = json.loads((await client.read_resource(f"aivp://jobs/{job['job_id']}")).contents[0].text)
+    assert res["status"] == "completed"
+    prompts = {p.name for p in (await client.list_prompts()).prompts}
+    assert {"animate_keyframe", "character_sheet"} <= prompts
+    got = await client.get_prompt("character_sheet", {"name": "Elena", "description": "red hair, green coat"})
+    assert "image/characters/elena-front.png" in got.messages[0].content.text
