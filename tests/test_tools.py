@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +339,33 @@ async def test_resources_and_prompts(client: Client, project: Path) -> None:
     assert {"animate_keyframe", "character_sheet"} <= prompts
     got = await client.get_prompt("character_sheet", {"name": "Elena", "description": "red hair, green coat"})
     assert "image/characters/elena-front.png" in got.messages[0].content.text
+
+
+async def test_dry_run_estimates_without_sending(client: Client, project: Path, sandbox: Any) -> None:
+    png(project / "image/frames/shot-03-ff.png")
+    est = await ok(client, "generate_video", {"prompt": "x", "image": "image/frames/shot-03-ff.png", "model": "veo-3.1-fast",
+                                              "duration": 8, "audio": False, "dry_run": True})
+    assert est["status"] == "estimate" and est["estimate_usd"] > 0 and est["request"]["image_url"]["path"]
+    assert sandbox.submission_count() == 0 and (await ok(client, "queue_status", {}))["recent"] == []
+    assert not [r for r in sandbox.requests if r.route == "upload"]
+
+
+async def test_large_uploads_use_multipart_and_fall_back_to_a_signed_url(project: Path, sandbox: Any) -> None:
+    settings = make_settings(project, sandbox, multipart_threshold=4096, part_size=4096)
+    png(project / "image/big.png", size=(300, 300), color="purple")
+    from PIL import Image
+
+    Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3)).save(project / "image/noise.png")
+    async with Client(build_server(settings)) as c:
+        up = await ok(c, "upload_file", {"path": "image/noise.png"})
+        parts = [r for r in sandbox.requests if r.route == "multipart_part"]
+        assert len(parts) >= 2 and any(r.route == "multipart_complete" for r in sandbox.requests)
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(up["url"])).content == (project / "image/noise.png").read_bytes()
+        sandbox.fault("upload", status=500, times=None)
+        sandbox.fault("multipart_init", status=500, times=None)
+        small = await ok(c, "upload_file", {"path": "image/big.png"})
+        signed = [r for r in sandbox.requests if r.route == "signed_put"]
+        assert signed and not any(k.lower() == "authorization" for k in signed[0].headers)
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(small["url"])).content == (project / "image/big.png").read_bytes()

@@ -184,11 +184,11 @@ class JobRunner:
             "targets": req.targets, "overwrite": req.overwrite, "record_type": req.record_type,
             "plan_type": req.plan_type, "model": b.model.id, "model_name": b.model.name,
             "estimate": req.estimate.as_dict(), "warnings": b.warnings, "extra": req.extra,
-            "effective": _record_payload(b.effective), "inputs": [r.record() for r in refs],
+            "effective": record_payload(b.effective), "inputs": [r.record() for r in refs],
         }
         row, created = self.ledger.insert(
             idem_key=req.idem_key(), tool=req.tool, model_id=b.model.id, provider=req.provider,
-            endpoint=b.route.endpoint, task=b.endpoint.task, request=_record_payload(b.payload), spec=spec,
+            endpoint=b.route.endpoint, task=b.endpoint.task, request=record_payload(b.payload), spec=spec,
             estimate_usd=round(req.estimate.usd, 6), reuse=reuse, guard=within_budget,
         )
         if created:
@@ -340,7 +340,7 @@ class JobRunner:
             self._finish(row.id, "failed", error=f"An input could not be uploaded, so nothing was submitted or "
                                                  f"charged: {exc}", error_code=exc.code, cost_usd=0.0)
             return None
-        self.ledger.update(row.id, state="submitting", request=_record_payload(payload))
+        self.ledger.update(row.id, state="submitting", request=record_payload(payload))
         try:
             handle = await provider.submit(row.endpoint, map_inputs(payload, InputRef.wire))
         except SubmitUncertain as exc:
@@ -454,7 +454,7 @@ def describe_state(row: JobRow) -> str:
             "unknown": "submit outcome unknown"}.get(row.state, row.state)
 
 
-def _record_payload(payload: dict[str, Any]) -> dict[str, Any]:
+def record_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """A payload safe for the ledger and records: inputs become their record form (no data: bodies)."""
     out = map_inputs(payload, lambda r: r.record())
     return json.loads(json.dumps(out, default=str))

@@ -320,14 +320,16 @@ class Ledger:
     # ---------------------------------------------------------------- money
 
     def spend(self) -> dict[str, float]:
-        """Spent (completed and failed jobs that cost something) and committed (jobs still running)."""
+        """Spent (jobs that cost something) and committed (running jobs, and submits of unknown outcome)."""
         with self._lock:
             spent = self._db.execute(
                 "SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE cost_usd IS NOT NULL"
             ).fetchone()[0]
+            # 'unknown' jobs may have been charged: count them as committed until someone checks
+            maybe = (*ACTIVE_STATES, "unknown")
             committed = self._db.execute(
-                f"SELECT COALESCE(SUM(estimate_usd), 0) FROM jobs WHERE state IN ({','.join('?' * len(ACTIVE_STATES))})",
-                ACTIVE_STATES,
+                f"SELECT COALESCE(SUM(estimate_usd), 0) FROM jobs WHERE state IN ({','.join('?' * len(maybe))})",
+                maybe,
             ).fetchone()[0]
             jobs = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'completed'").fetchone()[0]
         return {"spent_usd": round(spent, 4), "committed_usd": round(committed, 4), "completed_jobs": jobs}

@@ -33,6 +33,12 @@ ROUTE_NAMES = ("submit", "status", "stream", "result", "cancel")
 NAMESPACES = ("workflows", "comfy")
 PING_S = 0.5
 _LEGACY = re.compile(r"^(\d+)-([a-zA-Z0-9-]+)$")  # "1234-my-app" -> 1234/my-app
+_REQUEST_ROUTES = {  # (path after requests/{id}, method) -> route name
+    ((), "GET"): "result",
+    (("status",), "GET"): "status",
+    (("status", "stream"), "GET"): "stream",
+    (("cancel",), "PUT"): "cancel",
+}
 _STATUS = {jobs.QUEUED: "IN_QUEUE", jobs.RUNNING: "IN_PROGRESS", jobs.DONE: "COMPLETED"}
 
 
@@ -139,7 +145,8 @@ def routes(state: SandboxState) -> list[Route]:
         headers = {k.lower(): v for k, v in request.headers.items()}
         job = jobs.new_job(state, provider="fal", endpoint=endpoint, payload=payload, headers=headers,
                            request_id=request_id, urls=urls, app=app)
-        state.record_submission(Submission(endpoint, request_id, payload, headers, dict(request.query_params), time.time()))
+        query = dict(request.query_params)
+        state.record_submission(Submission(endpoint, request_id, payload, headers, query, time.time()))
         jobs.start(state, job)
         body = {"request_id": request_id, **urls, "status": "IN_QUEUE", "queue_position": job.queue_position,
                 "logs": None, "metrics": {}}
@@ -223,8 +230,7 @@ def routes(state: SandboxState) -> list[Route]:
         app = "/".join(parts[:n])
         if len(parts) >= n + 2 and parts[n] == "requests":
             request_id, rest = parts[n + 1], tuple(parts[n + 2 :])
-            route = {((), "GET"): "result", (("status",), "GET"): "status",
-                     (("status", "stream"), "GET"): "stream", (("cancel",), "PUT"): "cancel"}.get((rest, request.method))
+            route = _REQUEST_ROUTES.get((rest, request.method))
             if route is None:
                 return await not_allowed(request, f"{request.method} {'/'.join(rest) or 'result'}")
             request.scope["aivp.fal"] = (app, request_id)

@@ -96,7 +96,8 @@ def rest_routes(state: SandboxState) -> list[Route]:
         sig = hmac.new(state.secret, f"{path}\n{ctype}\n{expires}".encode(), hashlib.sha256).hexdigest()
         state.uploads[path] = {"key": f"files/gcs/{rand}/{name}", "content_type": ctype, "expires": expires,
                                "lifecycle": _lifecycle(request)}
-        query = f"X-Goog-Algorithm=GOOG4-HMAC-SHA256&X-Goog-Expires={expires}&X-Goog-SignedHeaders=content-type&X-Goog-Signature={sig}"
+        query = (f"X-Goog-Algorithm=GOOG4-HMAC-SHA256&X-Goog-Expires={expires}"
+                 f"&X-Goog-SignedHeaders=content-type&X-Goog-Signature={sig}")
         return JSONResponse({"upload_url": f"{state.base_url}{quote(path)}?{query}",
                              "file_url": f"{state.base_url}/fal/cdn/files/gcs/{rand}/{quote(name)}"})
 
@@ -117,7 +118,8 @@ def gcs_routes(state: SandboxState) -> list[Route]:
             return _gcs_error(404, "NoSuchUpload", "No upload was initiated for this URL.")
         expected = hmac.new(state.secret, f"{path}\n{pending['content_type']}\n{pending['expires']}".encode(),
                             hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(q.get("X-Goog-Signature", ""), expected) or q.get("X-Goog-Expires") != str(pending["expires"]):
+        signed = hmac.compare_digest(q.get("X-Goog-Signature", ""), expected)
+        if not signed or q.get("X-Goog-Expires") != str(pending["expires"]):
             return _gcs_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match.")
         if time.time() > pending["expires"]:
             return _gcs_error(403, "ExpiredToken", "The provided token has expired.")
@@ -231,7 +233,8 @@ def cdn_routes(state: SandboxState) -> list[Route]:
             return _detail(400, "Body must be {\"parts\": [{\"partNumber\": n, \"etag\": \"...\"}]}")
         have = up["parts"]
         if not listed or sorted(listed) != list(range(1, len(listed) + 1)) or set(listed) != set(have):
-            return _detail(400, f"Parts must be exactly 1..N as uploaded; uploaded {sorted(have)}, listed {sorted(listed)}")
+            return _detail(400, f"Parts must be exactly 1..N as uploaded; uploaded {sorted(have)}, "
+                                f"listed {sorted(listed)}")
         if any(listed[n] != have[n][0] for n in listed):
             return _detail(400, "An ETag does not match its uploaded part")
         target = state.store.disk_path(up["key"])

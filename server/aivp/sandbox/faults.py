@@ -61,7 +61,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "user_timeout_504": {
         "status": 504,
-        "headers": {"x-fal-request-id": "auto", "x-fal-request-timeout-type": "user", "x-fal-error-type": "request_timeout"},
+        "headers": {
+            "x-fal-request-id": "auto",
+            "x-fal-request-timeout-type": "user",
+            "x-fal-error-type": "request_timeout",
+        },
         "body": {"detail": "Request timed out", "error_type": "request_timeout"},
     },
     "rate_limit_429": {"status": 429, "body": {"detail": "Too many requests"}},
@@ -214,7 +218,8 @@ class CutBody(Response):
                 raise _Cut
             room = limit - sent
             if len(body) >= room or not message.get("more_body"):
-                await send({"type": "http.response.body", "body": body[: max(0, min(room, len(body) - 1))], "more_body": True})
+                part = body[: max(0, min(room, len(body) - 1))]  # never the whole body
+                await send({"type": "http.response.body", "body": part, "more_body": True})
                 raise _Cut
             sent += len(body)
             await send({"type": "http.response.body", "body": body, "more_body": True})

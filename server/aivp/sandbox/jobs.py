@@ -151,7 +151,9 @@ async def drive(state: SandboxState, job: Job) -> None:
             return _finish(job, Failure(422, errors[0]["type"], errors[0]["msg"], errors))
         d = job.directives
         failing = d.unsafe or d.unsafe_image or d.error is not None
-        renderer = None if failing else asyncio.ensure_future(anyio.to_thread.run_sync(render_outputs, state, job, inputs))
+        renderer = None
+        if not failing:  # render in a worker thread while the clock runs, so the loop stays free
+            renderer = asyncio.ensure_future(anyio.to_thread.run_sync(render_outputs, state, job, inputs))
         marks = [0.25, 0.5, 0.75]
         while True:
             if job.cancel_requested:
@@ -274,7 +276,8 @@ def _duration(roles: dict[str, Any], payload: dict[str, Any]) -> float:
         return min(60.0, max(0.5, float(m.group(1))))
     shots = payload.get("multi_prompt")
     if isinstance(shots, list) and shots:  # Kling multi-shot: the shots' durations add up
-        return min(60.0, sum(float(re.sub(r"[^\d.]", "", str(s.get("duration", 5))) or 5) for s in shots if isinstance(s, dict)))
+        seconds = [re.sub(r"[^\d.]", "", str(s.get("duration", 5))) or "5" for s in shots if isinstance(s, dict)]
+        return min(60.0, sum(float(x) for x in seconds))
     return 5.0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -214,6 +215,10 @@ def serve(host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:
     ]
     print("\n".join(lines), flush=True)
     server = sb._uvicorn(log_level="info", access_log=True)
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that kills
+        # the process before `finally` can remove the sandbox's temp dir, so make it an exit instead
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         server.run(sockets=[sock])
     finally:

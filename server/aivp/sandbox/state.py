@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from .jobs import Job
 
 
+MAX_REQUEST_RECORDS = 50_000
+
+
 @dataclass
 class Config:
     """Knobs tests turn. `Sandbox.configure()` and `POST /_sandbox/config` set these."""
@@ -89,7 +92,8 @@ class SandboxState:
         self.store = FileStore(root)
         self.jobs: dict[str, Job] = {}
         self.submissions: list[Submission] = []
-        self.requests: list[RequestRecord] = []
+        self.requests: list[RequestRecord] = []  # the newest MAX_REQUEST_RECORDS
+        self.request_count = 0
         self.base_url = "http://127.0.0.1"  # set once the socket is bound
         self.secret = secrets.token_bytes(16)  # signs the fake GCS upload URLs
         self.tokens: dict[str, float] = {}  # CDN token -> expiry (time.time())
@@ -109,6 +113,9 @@ class SandboxState:
         )
         with self.lock:
             self.requests.append(rec)
+            self.request_count += 1
+            if len(self.requests) > MAX_REQUEST_RECORDS:  # a long `aivp sandbox` run polls a lot
+                del self.requests[: len(self.requests) - MAX_REQUEST_RECORDS]
 
     def record_submission(self, sub: Submission) -> None:
         with self.lock:
@@ -129,7 +136,7 @@ class SandboxState:
             return {
                 "submissions": len(self.submissions),
                 "by_endpoint": by_endpoint,
-                "requests": len(self.requests),
+                "requests": self.request_count,
                 "by_route": by_route,
                 "signed_put_with_authorization": sum(
                     1 for r in self.requests if r.route == "signed_put" and r.authorization_sent
@@ -151,6 +158,7 @@ class SandboxState:
             self.config = replace(self.defaults)
             self.submissions.clear()
             self.requests.clear()
+            self.request_count = 0
 
     def track(self, task: Any) -> None:
         self._tasks.add(task)

@@ -100,9 +100,8 @@ class FileStore:
         key = key or self.new_key(name, "out/" if generated else "")
         path = self.disk_path(key)
         path.write_bytes(data)
-        return self.add(
-            StoredFile(key, content_type or guess_type(name), len(data), path, generated, time.time(), expires, request_id)
-        )
+        ctype = content_type or guess_type(name)
+        return self.add(StoredFile(key, ctype, len(data), path, generated, time.time(), expires, request_id))
 
     def put_file(self, path: Path, key: str, content_type: str, *, expires: float | None = None) -> StoredFile:
         """Register a file already written to `disk_path(key)` (streamed uploads, assembled multipart)."""

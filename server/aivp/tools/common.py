@@ -132,6 +132,7 @@ class JobResult(BaseModel):
     elapsed_s: float | None = None
     warnings: list[str] = []
     error: str | None = None
+    request: dict[str, Any] | None = Field(default=None, description="With dry_run: the checked native input that would be sent")
     next_step: str
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from .common import JobResult, as_tool_result, boundary, follow, state_of
@@ -24,6 +24,7 @@ Overwrite = Annotated[bool, Field(description="Replace an existing file at `outp
 Options = Annotated[dict[str, Any] | None, Field(description="Model-native parameters not covered above (e.g. safety_tolerance, cfg_scale); search_models(model=...) lists them with their valid values.")]
 WaitS = Annotated[float | None, Field(ge=0, le=600, description="Seconds to wait for the result (default 45). Past it you get a job_id; the job keeps running and queue_status fetches it.")]
 Fresh = Annotated[bool, Field(description="Pay for a new generation even if an identical request already finished (otherwise its files are returned free).")]
+DryRun = Annotated[bool, Field(description="Check the arguments and return the model, the native input and the cost estimate without sending or spending anything.")]
 
 
 def register(mcp: MCPServer[Any]) -> None:
@@ -44,6 +45,7 @@ def register(mcp: MCPServer[Any]) -> None:
         options: Options = None,
         wait_s: WaitS = None,
         fresh: Fresh = False,
+        dry_run: DryRun = False,
     ) -> Annotated[CallToolResult, JobResult]:
         """Make keyframes, character sheets, style frames and location plates from text, optionally guided by reference images.
 
@@ -55,7 +57,7 @@ def register(mcp: MCPServer[Any]) -> None:
             "prompt": prompt, "references": references, "aspect_ratio": aspect_ratio, "size": size,
             "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
         }, options, output, overwrite, fresh)
-        return await _run(ctx, call, wait_s)
+        return await _run(ctx, call, wait_s, dry_run)
 
     @mcp.tool(title="Edit image", annotations=PAID)
     @boundary
@@ -79,6 +81,7 @@ def register(mcp: MCPServer[Any]) -> None:
         options: Options = None,
         wait_s: WaitS = None,
         fresh: Fresh = False,
+        dry_run: DryRun = False,
     ) -> Annotated[CallToolResult, JobResult]:
         """Edit, inpaint, restyle, remove the background of, or upscale an image.
 
@@ -93,7 +96,7 @@ def register(mcp: MCPServer[Any]) -> None:
             "upscale_factor": upscale_factor, "aspect_ratio": aspect_ratio, "size": size,
             "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
         }, options, output, overwrite, fresh)
-        return await _run(ctx, call, wait_s)
+        return await _run(ctx, call, wait_s, dry_run)
 
     @mcp.tool(title="Generate video", annotations=PAID)
     @boundary
@@ -117,6 +120,7 @@ def register(mcp: MCPServer[Any]) -> None:
         options: Options = None,
         wait_s: WaitS = None,
         fresh: Fresh = False,
+        dry_run: DryRun = False,
     ) -> Annotated[CallToolResult, JobResult]:
         """Make a clip from text, animate a keyframe (start frame, optional end frame), or follow reference images.
 
@@ -138,12 +142,14 @@ def register(mcp: MCPServer[Any]) -> None:
             "duration": duration, "aspect_ratio": aspect_ratio, "resolution": resolution, "audio": audio,
             "camera_fixed": camera_fixed, "seed": seed, "negative_prompt": negative_prompt,
         }, options, output, overwrite, fresh)
-        return await _run(ctx, call, wait_s)
+        return await _run(ctx, call, wait_s, dry_run)
 
 
-async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None) -> CallToolResult:
+async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run: bool = False) -> CallToolResult:
     state = state_of(ctx)
-    req, why = prepare(state, call)
+    req, why = prepare(state, call, dry_run=dry_run)
+    if dry_run:
+        return _estimate_only(req, why)
     started = await state.runner.start(req)
     row = await follow(ctx, started, wait_s)
     reused = not started.created and row.state == "completed" and started.row.state == "completed"
@@ -152,3 +158,17 @@ async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None) -> Call
     if joined:
         note += " An identical job was already running; this call joined it instead of paying again."
     return await as_tool_result(state, row, reused=reused, note=note)
+
+
+def _estimate_only(req: Any, why: str) -> CallToolResult:
+    from ..jobs import record_payload
+
+    b = req.built
+    result = JobResult(
+        job_id="", status="estimate", done=True, model=b.model.id, endpoint=b.route.endpoint, provider=b.route.provider,
+        estimate_usd=round(req.estimate.usd, 4), cost_usd=0.0, warnings=b.warnings, request=record_payload(b.payload),
+        next_step="Nothing was sent or charged. Call again without dry_run to run it.",
+    )
+    text = (f"Dry run: {b.label} via {b.route.provider} ({b.route.endpoint}) would cost about ${req.estimate.usd:.3f} "
+            f"({req.estimate.detail}). Model: {why}. Nothing was sent.")
+    return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))

@@ -50,13 +50,14 @@ def pick(call: Call) -> tuple[Resolved, str]:
     return default_for(call.task)
 
 
-def prepare(state: AppState, call: Call) -> tuple[JobRequest, str]:
+def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobRequest, str]:
     found, why = pick(call)
     model = found.model
     task = TASK_OF.get(call.task, call.task)
     endpoint: Endpoint = found.endpoint or choose_endpoint(model, task)
     route = found.route or _route(state, endpoint, model.id)
-    state.runner.providers[route.provider].check_ready()
+    if not dry_run:  # an estimate needs no key
+        state.runner.providers[route.provider].check_ready()
     roles = dict(call.roles)
     limit = state.settings.max_upload_bytes
     for role in IMAGE_ROLES:

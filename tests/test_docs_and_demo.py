@@ -1,0 +1,66 @@
+"""The docs stay true: generated models.md, README commands and settings, skills naming real tools; the demo runs."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from aivp.app import build_server
+from aivp.catalog.docs import render_markdown
+from aivp.settings import VARIABLES, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_models_md_is_generated_from_the_catalog() -> None:
+    current = (ROOT / "references/models.md").read_text(encoding="utf-8")
+    assert current == render_markdown(), "run: aivp models --markdown references/models.md"
+
+
+def test_readme_setup_commands_exist_and_ci_runs_the_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for command in ("./scripts/demo", "./scripts/test"):
+        assert f"```\n{command}\n```" in readme, f"README must show {command} verbatim"
+        assert os.access(ROOT / command, os.X_OK)
+    ci = (ROOT / ".ci/run").read_text(encoding="utf-8")
+    assert "./scripts/test" in ci and os.access(ROOT / ".ci/run", os.X_OK)
+    assert "exit 5" in (ROOT / "scripts/test").read_text() or '-eq 5' in (ROOT / "scripts/test").read_text()
+
+
+def test_readme_lists_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in VARIABLES if f"`{name}`" not in readme and name not in readme]
+    assert missing == []
+
+
+def test_skill_and_readme_name_every_tool(tmp_path: Path) -> None:
+    async def names() -> set[str]:
+        async with Client(build_server(Settings.from_env({}, project_dir=tmp_path))) as c:
+            return {t.name for t in (await c.list_tools()).tools}
+
+    tools = anyio.run(names)
+    skill = (ROOT / "SKILL.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in tools:
+        assert f"`{name}`" in readme and name in skill, name
+    mentioned = set(re.findall(r"\b(generate_\w+|edit_\w+|queue_\w+|cancel_\w+|search_\w+|upload_\w+|multi_shot_\w+|run_\w+)\(", skill))
+    assert mentioned <= tools | {"multi_shot_video", "run_storyboard"}, mentioned - tools
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aivp.demo import run_demo
+
+    root = tmp_path / "demo"
+    assert run_demo(root) == 0
+    out = capsys.readouterr().out
+    for rel in ("image/characters/mara-front.png", "image/characters/mara-side.png", "image/frames/shot-01-ff.png",
+                "video/clips/shot-01.mp4", "video/log/shot-01.json", "video/plan.md", "image/plan.md"):
+        assert (root / rel).is_file(), rel
+        assert rel in out
+    assert "reused=True" in out and "Submissions the sandbox received: 4" in out
