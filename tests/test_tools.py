@@ -369,3 +369,17 @@ async def test_large_uploads_use_multipart_and_fall_back_to_a_signed_url(project
         assert signed and not any(k.lower() == "authorization" for k in signed[0].headers)
         async with httpx.AsyncClient() as http:
             assert (await http.get(small["url"])).content == (project / "image/big.png").read_bytes()
+
+
+async def test_lost_submit_answer_is_not_repeated_without_fresh(client: Client, project: Path, sandbox: Any) -> None:
+    sandbox.fault("submit", action="drop", after=True)  # fal takes the job, the answer never arrives
+    args = {"prompt": "did it go through?"}
+    text = await refused(client, "generate_image", args)
+    assert "did not send it again" in text and "fresh=true" in text
+    assert sandbox.submission_count() == 1
+    text = await refused(client, "generate_image", args)
+    assert "answer was lost" in text and sandbox.submission_count() == 1
+    status = await ok(client, "queue_status", {})
+    assert status["recent"][0]["status"] == "unknown" and status["committed_usd"] == pytest.approx(0.15)
+    job = await ok(client, "generate_image", {**args, "fresh": True})
+    assert job["status"] == "completed" and sandbox.submission_count() == 2

@@ -163,6 +163,12 @@ class JobRunner:
             for r in rows:
                 if r.state in ACTIVE_STATES or (r.state == "completed" and outputs_exist(r)):
                     return r
+                if r.state == "unknown":  # the same request may already be running (and billed) at the provider
+                    raise SubmitUncertain(
+                        f"An identical request (job {r.id}) was sent but its answer was lost, so it may be running "
+                        f"at {r.provider} already. Check https://fal.ai/dashboard/requests; to submit it again "
+                        "anyway, call with fresh=true."
+                    )
             return None
 
         def within_budget() -> None:
