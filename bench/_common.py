@@ -6,8 +6,10 @@ Nothing here asserts anything about timings: the scripts measure and print.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,8 +45,16 @@ def make_settings(project: Path, sandbox_env: dict[str, str], **overrides: Any) 
     return replace(s, **fast)
 
 
-def new_project(prefix: str = "aivp-bench-") -> Path:
+def temp_dir(prefix: str = "aivp-bench-") -> Path:
+    """A temporary folder removed when the process exits."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def new_project(prefix: str = "aivp-bench-") -> Path:
+    """<tmp>/project (the aivp project root) beside <tmp>/home (AIVP_HOME's parent); removed at exit."""
+    root = temp_dir(prefix)
     (root / "project").mkdir()
     (root / "home").mkdir()
     return root / "project"
@@ -91,6 +101,18 @@ class Row:
     @property
     def met_text(self) -> str:
         return "-" if self.met is None else ("yes" if self.met else "NO")
+
+
+ROWS_ENV = "AIVP_BENCH_ROWS"  # run_all.py sets it to a file each script appends its summary rows to
+
+
+def emit_rows(rows: list[Row]) -> None:
+    """Hand the rows to run_all.py (when it started this script)."""
+    path = os.environ.get(ROWS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r.__dict__) + "\n")
 
 
 def print_table(rows: list[Row], title: str = "") -> None:
@@ -175,6 +197,10 @@ class SandboxProcess:
         r.raise_for_status()
         return r.json()
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the sandbox process has used so far."""
+        return proc_cpu_s(self.pid)
+
     @property
     def fal_queue_url(self) -> str:
         return f"{self.url}/fal/queue"
@@ -184,6 +210,13 @@ class SandboxProcess:
 
     def reset(self) -> None:
         self._call("POST", "reset")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until(pred: Any, timeout: float = 10.0) -> bool:

@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import FAKE_KEY, Row, SandboxProcess, make_settings, med, ms, new_project, pct  # noqa: E402
+from _common import FAKE_KEY, Row, SandboxProcess, emit_rows, make_settings, med, ms, new_project, pct  # noqa: E402
 
 OVERHEAD_TARGET = 1.10  # aivp within 10% of raw
 NOTICE_TARGET_S = 0.050  # completion noticed (file on disk) within 50 ms
@@ -257,7 +257,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.stub_thumbnail:
         stub_thumbnail()
-    run(args.quick, args.n, args.profile, args.what_if)
+    emit_rows(run(args.quick, args.n, args.profile, args.what_if))
 
 
 if __name__ == "__main__":

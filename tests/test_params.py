@@ -102,3 +102,25 @@ def test_helpers() -> None:
     p = resolve("veo-3.1").model
     dur = next(pp for e in p.endpoints for pp in {**p.params, **e.params}.values() if pp.role == "duration")
     assert str(coerce_duration("veo", "duration", dur, 8)).rstrip("s") == "8"
+
+
+def test_multi_shot_and_element_limits_from_the_catalog() -> None:
+    seven = [{"prompt": f"s{i}", "duration": "3"} for i in range(7)]
+    with pytest.raises(InvalidParameterError, match="at most 6 shots"):
+        _build("kling-o3-pro", "t2v", {}, {"multi_prompt": seven})
+    with pytest.raises(InvalidParameterError, match="add up to 18 s"):
+        _build("kling-o3-pro", "t2v", {}, {"multi_prompt": [{"prompt": "a", "duration": "9"}, {"prompt": "b", "duration": "9"}]})
+    with pytest.raises(InvalidParameterError, match="at least 3 s"):
+        _build("kling-o3-pro", "t2v", {}, {"multi_prompt": [{"prompt": "a", "duration": "1"}, {"prompt": "b", "duration": "5"}]})
+    two_videos = [{"video_url": "https://h/a.mp4"}, {"video_url": "https://h/b.mp4"}]
+    with pytest.raises(InvalidParameterError, match="video element"):
+        _build("kling-o3-pro", "reference-to-video", {"prompt": "x"}, {"elements": two_videos})
+    many = {"frontal_image_url": "https://h/f.png", "reference_image_urls": [f"https://h/{i}.png" for i in range(4)]}
+    with pytest.raises(InvalidParameterError, match="element 1 has 4 reference images"):
+        _build("kling-o3-pro", "reference-to-video", {"prompt": "x"}, {"elements": [many]})
+
+
+def test_custom_ratio_respects_the_minimum_pixel_count() -> None:
+    b = _build("seedream-4.5", "t2i", {"prompt": "x", "aspect_ratio": "21:9"})
+    size = b.payload["image_size"]
+    assert size["width"] * size["height"] >= 2560 * 1440 and abs(size["width"] / size["height"] - 21 / 9) < 0.05

@@ -375,13 +375,23 @@ def test_drop_and_after_faults(sb, client):
 
 def test_stall_and_malformed_faults(sb, client):
     job = submit(client, sb, NBP, {"prompt": "x"})
-    sb.fault("status", action="stall", delay=2)
+    sb.fault("status", action="stall", delay=1)
     with pytest.raises(httpx.ReadTimeout):
         client.get(job["status_url"], timeout=0.3)
     sb.fault("result", action="stall", delay=0.3)
     wait(client, job)
     t = time.monotonic()
     assert client.get(job["response_url"]).status_code == 200 and time.monotonic() - t >= 0.3
+    # a stalled submit that the client gives up on is never processed; with after=True it is
+    sb.fault("submit", action="stall", delay=0.3)
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(f"{sb.fal_queue_url}/{NBP}", json={"prompt": "slow"}, timeout=0.1)
+    time.sleep(0.4)
+    assert sb.submission_count() == 1
+    sb.fault("submit", action="stall", delay=0.3, after=True)
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(f"{sb.fal_queue_url}/{NBP}", json={"prompt": "slow"}, timeout=0.1)
+    assert sb.submission_count() == 2
     sb.fault("status", action="malformed")
     r = client.get(job["status_url"])
     with pytest.raises(json.JSONDecodeError):

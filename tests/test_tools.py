@@ -383,3 +383,39 @@ async def test_lost_submit_answer_is_not_repeated_without_fresh(client: Client, 
     assert status["recent"][0]["status"] == "unknown" and status["committed_usd"] == pytest.approx(0.15)
     job = await ok(client, "generate_image", {**args, "fresh": True})
     assert job["status"] == "completed" and sandbox.submission_count() == 2
+
+
+async def test_source_never_replaced_and_bytes_match_the_extension(client: Client, project: Path, sandbox: Any) -> None:
+    from aivp.media import sniff_mime
+
+    png(project / "image/styles/look.png")
+    text = await refused(client, "edit_image", {"image": "image/styles/look.png", "operation": "upscale",
+                                               "output": "image/styles/look.png", "overwrite": True})
+    assert "never replaces a source" in text and sandbox.submission_count() == 0
+    job = await ok(client, "edit_image", {"image": "image/styles/look.png", "operation": "upscale",
+                                          "output": "image/styles/look-4x.jpg"})
+    out = project / job["files"][0]["path"]
+    assert out.suffix == ".jpg" and sniff_mime(out) == "image/jpeg"
+    assert any("re-encoded" in w for w in job["warnings"])
+
+
+async def test_files_inside_options_are_uploaded(client: Client, project: Path, sandbox: Any) -> None:
+    png(project / "image/characters/ada-front.png")
+    png(project / "image/frames/base.png", color="olive")
+    await ok(client, "edit_image", {
+        "image": "image/frames/base.png", "operation": "restyle", "model": "flux-general", "prompt": "Ada in the rain",
+        "options": {"ip_adapters": [{"path": "XLabs-AI/flux-ip-adapter", "image_url": "image/characters/ada-front.png",
+                                     "scale": 0.7, "image_encoder_path": "openai/clip-vit-large-patch14"}]}})
+    payload = sandbox.submissions[-1].payload
+    assert payload["ip_adapters"][0]["image_url"].startswith(sandbox.fal_cdn_url)
+    text = await refused(client, "edit_image", {
+        "image": "image/frames/base.png", "operation": "restyle", "model": "flux-general", "prompt": "x",
+        "options": {"ip_adapters": [{"path": "p", "image_url": "../escape.png", "scale": 0.7, "image_encoder_path": "e"}]}})
+    assert "outside the project" in text
+
+
+async def test_request_forgotten_by_the_provider_ends_the_job(client: Client, sandbox: Any) -> None:
+    sandbox.fault("stream", status=404, times=None)
+    sandbox.fault("status", status=404, body={"detail": "Request not found"}, times=None)
+    text = await refused(client, "generate_image", {"prompt": "forgotten"})
+    assert "does not know request" in text and "cannot be followed" in text

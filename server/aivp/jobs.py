@@ -323,8 +323,10 @@ class JobRunner:
                 from .outputs import fetch_outputs
 
                 await fetch_outputs(self, row, provider)
-        except (JobCanceled,) as exc:
+        except JobCanceled as exc:
             self._finish(job_id, "canceled", error=str(exc), cost_usd=0.0)
+        except JobNotFound as exc:  # the provider forgot the request (expired): nothing more to follow
+            self._finish(job_id, "failed", error=f"{exc} The job cannot be followed any more.", error_code=exc.code)
         except JobFailed as exc:
             self._finish(job_id, "failed", error=str(exc), error_code=exc.code, cost_usd=_failed_cost(exc))
         except OutputLost as exc:

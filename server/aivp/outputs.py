@@ -50,10 +50,13 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
         final = _target(runner, row, f, i, len(files))
         tmp = project.temp_beside(final, f"{row.id}-{i}")
         got = await download(runner.client, f.url, tmp, policy=runner.policy)
+        converted = await anyio.to_thread.run_sync(_conform_image, tmp, final) if f.kind == "image" else None
         placed = project.place(tmp, final, overwrite=bool(spec.get("overwrite")))
         info = await anyio.to_thread.run_sync(_inspect, placed, f.kind, _expected_seconds(spec))
         entry = {"path": project.rel(placed), "url": f.url, "sha256": got.sha256, "bytes": got.size,
                  "content_type": got.content_type or f.content_type, "kind": f.kind, **info}
+        if converted:
+            entry["converted_from"] = converted
         done = [*done[:i], entry]
         row = ledger.update(row.id, outputs=done)
     cost = row.estimate_usd
@@ -63,8 +66,9 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
         kind = out.get("kind", "image") if spec["kind"] == "auto" else spec["kind"]
         project.write_json(project.record_path(kind, project.root / out["path"]), record)
         if spec.get("plan_type") or _in_convention_folder(out["path"]):
+            ok = (out.get("check") or {}).get("ok", True)
             project.update_plan(kind, out["path"], type_=spec.get("plan_type") or PurePosixPath(out["path"]).stem,
-                                model=row.endpoint, mode=spec["mode"], status="done")
+                                model=row.endpoint, mode=spec["mode"], status="done" if ok else "check-failed")
     runner.publish(row, "done")
     return row
 
@@ -90,6 +94,32 @@ def _ext(f: OutputFile) -> str:
         return "jpg" if suffix == "jpeg" else suffix
     guessed = mimetypes.guess_extension(f.content_type or "") if f.content_type else None
     return (guessed or (".mp4" if f.kind == "video" else ".png")).lstrip(".")
+
+
+WRITABLE = {".png": ("image/png", "PNG"), ".jpg": ("image/jpeg", "JPEG"), ".jpeg": ("image/jpeg", "JPEG"),
+            ".webp": ("image/webp", "WEBP")}
+
+
+def _conform_image(tmp: Path, final: Path) -> str | None:
+    """Re-encode an image whose bytes do not match the extension asked for (JPEG bytes in shot-01-ff.png).
+
+    Returns the original MIME type when it converted, so the record can say so.
+    """
+    from . import media
+
+    want = WRITABLE.get(final.suffix.lower())
+    got = media.sniff_mime(tmp)
+    if want is None or got is None or got == want[0] or not got.startswith("image/"):
+        return None
+    from PIL import Image
+
+    converted = tmp.with_name(tmp.name + ".conv")
+    with Image.open(tmp) as im:
+        im.load()
+        out = im.convert("RGB") if want[1] == "JPEG" and im.mode not in ("RGB", "L") else im
+        out.save(converted, want[1], **({"quality": 95} if want[1] in ("JPEG", "WEBP") else {}))
+    converted.replace(tmp)
+    return got
 
 
 def _expected_seconds(spec: dict[str, Any]) -> float | None:

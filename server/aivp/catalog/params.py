@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import InvalidParameterError
 from ..inputs import InputRef
 from . import effective_params
-from .schema import Endpoint, Model, Param, Route
+from .schema import Endpoint, Limits, Model, Param, Route
 
 # The tool argument a caller uses for each role, for messages.
 ROLE_ARG = {
@@ -159,7 +159,7 @@ def _place_size(b: Built, values: dict[str, Any], by_role: dict[str, str], soft:
         preset = ASPECT_PRESETS.get(str(ratio))
         if preset and preset in (p.presets or {}):
             values["size"] = preset
-        elif p.custom_size and (wh := ratio_size(str(ratio))):
+        elif p.custom_size and (wh := ratio_size(str(ratio), _megapixels(b))):
             values["size"] = {"width": wh[0], "height": wh[1]}
         elif "aspect_ratio" not in soft:
             raise InvalidParameterError(
@@ -167,6 +167,12 @@ def _place_size(b: Built, values: dict[str, Any], by_role: dict[str, str], soft:
             )
     elif ratio is not None and "size" in values and "aspect_ratio" not in by_role:
         values.pop("aspect_ratio")  # an explicit size wins over the ratio
+
+
+def _megapixels(b: Built) -> float:
+    """Target size for a custom aspect ratio: about 1 MP, or the model's minimum when that is more."""
+    limits = limits_of(b.model, b.endpoint)
+    return max(1.0, (limits.min_pixels or 0) / 1_000_000 * 1.02)
 
 
 def check(label: str, name: str, p: Param, value: Any) -> Any:
@@ -281,13 +287,73 @@ def _check_rules(b: Built) -> None:
         for name, needs in (rule.requires or {}).items():
             if name in present and not set(needs) <= present:
                 raise InvalidParameterError(rule.message or f"{b.label}: {name} also needs {', '.join(needs)}.")
-    limits = b.endpoint.limits or b.model.limits
+    _check_limits(b, limits_of(b.model, b.endpoint))
+
+
+def limits_of(model: Model, endpoint: Endpoint) -> Limits:
+    """The model's limits with the endpoint's own values on top."""
+    if endpoint.limits is None:
+        return model.limits
+    return Limits(**{**model.limits.model_dump(exclude_defaults=True), **endpoint.limits.model_dump(exclude_defaults=True)})
+
+
+def _check_limits(b: Built, limits: Limits) -> None:
+    """The catalog limits no single parameter can express: references, shots, elements, pixels."""
     refs = b.payload.get(b.role_field("references") or "", [])
-    if limits.max_refs is not None and isinstance(refs, list) and len(refs) > limits.max_refs:
+    refs = refs if isinstance(refs, list) else [refs]
+    if limits.max_refs is not None and len(refs) > limits.max_refs:
         raise InvalidParameterError(
             f"{b.label} takes at most {limits.max_refs} reference images; {len(refs)} were given. "
-            "Drop some, or pick a model that takes more with search_models(capability='multi-reference')."
+            "Drop some, or pick a model that takes more with search_models(capabilities=['multi-reference'])."
         )
+    shots = b.payload.get(b.role_field("multi_prompt") or "", None)
+    if isinstance(shots, list) and shots:
+        if limits.max_shots is not None and len(shots) > limits.max_shots:
+            raise InvalidParameterError(f"{b.label} takes at most {limits.max_shots} shots in one call; {len(shots)} were given.")
+        total = 0.0
+        for i, shot in enumerate(shots, start=1):
+            raw = shot.get("duration", 5) if isinstance(shot, dict) else 5
+            try:
+                secs = float(str(raw).rstrip("s"))
+            except ValueError:
+                raise InvalidParameterError(f"{b.label}: shot {i} has duration {raw!r}; give seconds such as 5.") from None
+            if limits.min_shot_s is not None and secs < limits.min_shot_s:
+                raise InvalidParameterError(f"{b.label}: shot {i} is {secs:g} s; each shot needs at least {limits.min_shot_s:g} s.")
+            if limits.max_shot_s is not None and secs > limits.max_shot_s:
+                raise InvalidParameterError(f"{b.label}: shot {i} is {secs:g} s; a shot may last at most {limits.max_shot_s:g} s.")
+            total += secs
+        if limits.max_total_s is not None and total > limits.max_total_s:
+            raise InvalidParameterError(
+                f"{b.label}: the shots add up to {total:g} s; one call makes at most {limits.max_total_s:g} s. "
+                "Shorten shots or split them over two calls.")
+    elements = b.payload.get(b.role_field("elements") or "", None)
+    if isinstance(elements, list) and elements:
+        if limits.max_elements is not None and len(elements) > limits.max_elements:
+            raise InvalidParameterError(f"{b.label} takes at most {limits.max_elements} elements; {len(elements)} were given.")
+        videos = 0
+        for i, el in enumerate(elements, start=1):
+            el = el if isinstance(el, dict) else {}
+            extra = el.get("reference_image_urls") or []
+            if limits.max_element_images is not None and len(extra) > limits.max_element_images:
+                raise InvalidParameterError(
+                    f"{b.label}: element {i} has {len(extra)} reference images; at most {limits.max_element_images} "
+                    "besides the frontal image.")
+            videos += 1 if el.get("video_url") else 0
+        if limits.max_video_elements is not None and videos > limits.max_video_elements:
+            raise InvalidParameterError(f"{b.label} takes at most {limits.max_video_elements} video element(s); {videos} were given.")
+        if videos and limits.max_refs_with_video is not None and len(elements) + len(refs) > limits.max_refs_with_video:
+            raise InvalidParameterError(
+                f"{b.label}: with a video element, elements and reference images together may be at most "
+                f"{limits.max_refs_with_video}; {len(elements) + len(refs)} were given.")
+    size = b.payload.get(b.role_field("size") or "", None)
+    if isinstance(size, dict) and "width" in size:
+        pixels = size["width"] * size["height"]
+        if limits.min_pixels is not None and pixels < limits.min_pixels:
+            raise InvalidParameterError(
+                f"{b.label}: {size['width']}x{size['height']} is {pixels:,} pixels; it needs at least {limits.min_pixels:,}.")
+        if limits.max_pixels is not None and pixels > limits.max_pixels:
+            raise InvalidParameterError(
+                f"{b.label}: {size['width']}x{size['height']} is {pixels:,} pixels; it takes at most {limits.max_pixels:,}.")
 
 
 def _enum(p: Param) -> list[str]:

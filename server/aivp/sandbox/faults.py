@@ -7,8 +7,8 @@ requests that match it. Actions:
 - ``drop``: close the TCP connection without any response (a transport error for the client).
 - ``drop_body``: send the real status line, headers and part of the body, then close (a truncated
   download, or an SSE stream dropped after its first event).
-- ``stall``: wait `delay` seconds (default 30) before answering; on the ``stream`` route, send the
-  SSE headers and then nothing at all.
+- ``stall``: wait `delay` seconds (default 30) before handling the request, and skip it if the
+  client has given up by then; on the ``stream`` route, send the SSE headers and then nothing.
 - ``malformed``: answer 200 (or `status`) with a body that is not valid JSON.
 
 With ``after=True`` the real handler runs first (a submit is recorded and its job created) and the
@@ -283,8 +283,14 @@ def guarded(state: SandboxState, route: str, handler: Handler) -> Handler:
             return SilentStream(fault.delay or SILENT_STREAM_S)
         response = await handler(request) if (fault.after or fault.action == "drop_body") else None
         if fault.action == "stall":
+            if response is not None:  # after=True: processed at once, answered late
+                await anyio.sleep(fault.delay or STALL_S)
+                return response
+            await request.body()  # read (and cache) the body first, so a late handler still has it
             await anyio.sleep(fault.delay or STALL_S)
-            return response if response is not None else await handler(request)
+            if await request.is_disconnected():  # the client gave up: nothing is processed
+                return Response(status_code=499)
+            return await handler(request)
         if fault.delay:
             await anyio.sleep(fault.delay)
         if fault.action == "drop_body":

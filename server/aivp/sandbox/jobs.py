@@ -154,6 +154,8 @@ async def drive(state: SandboxState, job: Job) -> None:
         renderer = None
         if not failing:  # render in a worker thread while the clock runs, so the loop stays free
             renderer = asyncio.ensure_future(anyio.to_thread.run_sync(render_outputs, state, job, inputs))
+            # a cancelled job abandons its render; retrieve any error so asyncio does not warn about it
+            renderer.add_done_callback(lambda t: t.cancelled() or t.exception())
         marks = [0.25, 0.5, 0.75]
         while True:
             if job.cancel_requested:

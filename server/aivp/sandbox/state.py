@@ -47,7 +47,23 @@ class Config:
         unknown = sorted(set(changes) - names)
         if unknown:
             raise ValueError(f"unknown sandbox setting(s) {unknown}; known: {sorted(names)}")
-        return replace(self, **changes)
+        # coerce here (values may come from JSON over HTTP) so a bad one fails the call, not a job later
+        clean: dict[str, Any] = {}
+        for k, v in changes.items():
+            if v is None and k in _OPTIONAL:
+                clean[k] = None
+            elif isinstance(getattr(Config, k), bool):  # the class attribute is the field's default
+                if not isinstance(v, bool):
+                    raise ValueError(f"{k} must be true or false")
+                clean[k] = v
+            elif k in ("queue_depth", "expire_status", "output_bytes"):
+                clean[k] = int(v)
+            else:
+                clean[k] = float(v)
+        return replace(self, **clean)
+
+
+_OPTIONAL = ("expire_status", "output_ttl_s", "output_bytes")
 
 
 @dataclass(frozen=True)

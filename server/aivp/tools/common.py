@@ -155,9 +155,21 @@ def job_result(state: AppState, row: JobRow, *, reused: bool = False) -> JobResu
         provider=row.provider, request_id=row.request_id, reused=reused, files=files,
         estimate_usd=round(row.estimate_usd, 4), cost_usd=row.cost_usd if not reused else 0.0,
         seed=seed if isinstance(seed, int) else None, queue_position=row.queue_position, logs=row.logs[-5:],
-        elapsed_s=_elapsed(row), warnings=list(row.spec.get("warnings", [])), error=row.error,
+        elapsed_s=_elapsed(row), warnings=[*row.spec.get("warnings", []), *_check_warnings(row)], error=row.error,
         next_step=next_step(row, reused),
     )
+
+
+def _check_warnings(row: JobRow) -> list[str]:
+    out = []
+    for o in row.outputs:
+        check = o.get("check") or {}
+        if check.get("ok") is False:
+            out.append(f"{o['path']} failed its check ({check.get('message')}); look at it before using it, and "
+                       "regenerate with fresh=true if it is broken.")
+        if o.get("converted_from"):
+            out.append(f"{o['path']} arrived as {o['converted_from']} and was re-encoded to match its extension.")
+    return out
 
 
 def next_step(row: JobRow, reused: bool = False) -> str:

@@ -15,7 +15,7 @@ PAID = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_
 
 Prompt = Annotated[str, Field(min_length=1, description="What to make. For video: scene, action, dialogue in quotes, camera, sound.")]
 Model = Annotated[str | None, Field(description="Catalog id, alias or fal endpoint id (see search_models). Leave empty to let aivp choose.")]
-Refs = Annotated[list[str] | None, Field(description="Reference images: project paths (uploaded for you), https URLs or data: URIs. Character sheets first.")]
+Refs = Annotated[list[str] | None, Field(description="Reference images: project paths (uploaded for you), http(s) URLs or data: URIs. Character sheets first.")]
 Ratio = Annotated[str | None, Field(description="Aspect ratio such as 16:9, 9:16, 1:1, 4:3, 3:4.")]
 Seed = Annotated[int | None, Field(description="Seed for reproducible results, where the model takes one.")]
 Negative = Annotated[str | None, Field(description="What to avoid, where the model takes a negative prompt.")]
@@ -62,13 +62,13 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Edit image", annotations=PAID)
     @boundary
     async def edit_image(
-        image: Annotated[str, Field(min_length=1, description="The image to edit: project path, https URL or data: URI.")],
+        image: Annotated[str, Field(min_length=1, description="The image to edit: project path, http(s) URL or data: URI.")],
         ctx: Context[Any, Any],
         prompt: Annotated[str | None, Field(description="The change to make (required except for upscale and remove_background).")] = None,
         operation: Annotated[Literal["edit", "inpaint", "upscale", "restyle", "remove_background"], Field(description="edit: instruction edit/composition; inpaint: change only the white area of `mask`; upscale; restyle: strength-guided image-to-image; remove_background.")] = "edit",
         mask: Annotated[str | None, Field(description="For inpaint: a mask image, white where the image should change.")] = None,
         references: Refs = None,
-        strength: Annotated[float | None, Field(ge=0, le=1, description="restyle: how far to move from the input (0 keeps it, 1 ignores it).")] = None,
+        strength: Annotated[float | None, Field(ge=0, le=1, description="restyle: how strongly to transform the input, 0-1 (on most models 0 keeps it; the model card says).")] = None,
         upscale_factor: Annotated[float | None, Field(gt=0, le=8, description="upscale: the factor, where the model lets you choose.")] = None,
         model: Model = None,
         aspect_ratio: Ratio = None,
@@ -104,7 +104,7 @@ def register(mcp: MCPServer[Any]) -> None:
         prompt: Prompt,
         ctx: Context[Any, Any],
         model: Model = None,
-        image: Annotated[str | None, Field(description="Start frame (image-to-video): project path, https URL or data: URI. Usually a keyframe from image/frames/.")] = None,
+        image: Annotated[str | None, Field(description="Start frame (image-to-video): project path, http(s) URL or data: URI. Usually a keyframe from image/frames/.")] = None,
         end_image: Annotated[str | None, Field(description="Last frame, on models that take one (first-last-frame).")] = None,
         references: Annotated[list[str] | None, Field(description="Subject/character reference images (reference-to-video models).")] = None,
         video: Annotated[str | None, Field(description="Source video for video-to-video models.")] = None,
@@ -138,7 +138,9 @@ def register(mcp: MCPServer[Any]) -> None:
         else:
             task = "t2v"
         call = Call("generate_video", "video", task, model, {
-            "prompt": prompt, "start_image": image, "end_image": end_image, "references": references, "video": video,
+            # with a source video, `image` is a reference picture (e.g. motion control), not a start frame
+            "prompt": prompt, "start_image": None if video else image, "image": image if video else None,
+            "end_image": end_image, "references": references, "video": video,
             "duration": duration, "aspect_ratio": aspect_ratio, "resolution": resolution, "audio": audio,
             "camera_fixed": camera_fixed, "seed": seed, "negative_prompt": negative_prompt,
         }, options, output, overwrite, fresh)

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from ..catalog import Resolved, resolve
+from ..catalog import Resolved, effective_params, resolve
 from ..catalog.params import Built, build, choose_endpoint
 from ..catalog.pricing import estimate_call
 from ..catalog.routing import TASK_OF, default_for
-from ..catalog.schema import Endpoint, Route
+from ..catalog.schema import Endpoint, Param, Route
 from ..errors import InvalidParameterError
-from ..inputs import InputRef, resolve_input
+from ..inputs import InputRef, iter_inputs, resolve_input
 from ..jobs import JobRequest
 from .common import AppState
 
@@ -68,16 +68,22 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
     if roles.get("references"):
         roles["references"] = [resolve_input(state.project, r, expect="image", max_bytes=limit, what="reference image")
                                for r in roles["references"]]
+    options = _option_inputs(state, call.options, effective_params(model, endpoint, route))
     targets = None
     soft = set(call.soft)
     if call.output:
         target = state.project.output_path(call.output)
         targets = [state.project.rel(target)]
+        sources = [r.path for r in iter_inputs(roles) if r.path is not None]
+        if target in sources:
+            raise InvalidParameterError(
+                f"output {call.output!r} is also an input of this call; aivp never replaces a source file. "
+                "Pick another output path.")
         ext = PurePosixPath(targets[0]).suffix.lower().lstrip(".")
         if ext in ("png", "jpg", "jpeg", "webp") and roles.get("output_format") is None:
             roles["output_format"] = "jpeg" if ext == "jpg" else ext
             soft.add("output_format")
-    built = _build_fitting(model, endpoint, route, roles, call.options, soft)
+    built = _build_fitting(model, endpoint, route, roles, options, soft)
     est = estimate_call(model, endpoint, route, built.effective)
     req = JobRequest(
         tool=call.tool, built=built, kind=call.kind, mode=MODES.get(endpoint.task if found.endpoint else task, task.upper()),
@@ -139,3 +145,44 @@ def _extra(roles: dict[str, Any]) -> dict[str, Any]:
         "character_refs": [r for r in refs if isinstance(r, str) and r.startswith("image/characters/")],
     }
     return {k: v for k, v in extra.items() if v not in (None, [])}
+
+
+def _option_inputs(state: AppState, options: dict[str, Any] | None, params: dict[str, Param]) -> dict[str, Any] | None:
+    """Files named inside `options` (Kling elements, IP-Adapter images ...) become inputs too, uploaded like any other."""
+    if not options:
+        return options
+    limit = state.settings.max_upload_bytes
+
+    def one(value: Any, key: str) -> Any:
+        if not isinstance(value, str):
+            return value
+        expect = "video" if "video" in key else "image" if ("image" in key or "mask" in key) else "any"
+        return resolve_input(state.project, value, expect=expect, max_bytes=limit, what=key)  # type: ignore[arg-type]
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                if k.endswith("_url"):
+                    out[k] = one(v, k)
+                elif k.endswith("_urls") and isinstance(v, list):
+                    out[k] = [one(x, k) for x in v]
+                else:
+                    out[k] = walk(v)
+            return out
+        return value
+
+    resolved: dict[str, Any] = {}
+    for name, value in options.items():
+        p = params.get(name)
+        if p is not None and p.type in ("image", "video"):
+            resolved[name] = one(value, f"{name} {p.type}")
+        elif p is not None and p.type == "images" and isinstance(value, list):
+            resolved[name] = [one(v, f"{name} image") for v in value]
+        elif p is not None and p.type in ("object", "array"):
+            resolved[name] = walk(value)
+        else:
+            resolved[name] = value
+    return resolved
