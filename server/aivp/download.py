@@ -36,6 +36,7 @@ async def download(client: httpx.AsyncClient, url: str, dest: Path, *, policy: R
     if not url.lower().startswith(("https://", "http://")):
         raise OutputLost(f"The provider returned an output link aivp will not fetch ({url[:60]!r}); only http(s) is used.")
     written = 0
+    digest = hashlib.sha256()
     content_type: str | None = None
     attempt = 0
     try:
@@ -56,12 +57,14 @@ async def download(client: httpx.AsyncClient, url: str, dest: Path, *, policy: R
                         raise OutputLost(f"Downloading the output failed with HTTP {r.status_code} from {host_of(url)}.")
                     if r.status_code == 200:
                         written = 0  # a fresh body (or a server that ignores Range): start over
+                        digest = hashlib.sha256()
                     content_type = r.headers.get("content-type", content_type)
                     expected = _expected_total(r, written)
                     mode = "ab" if written else "wb"
                     async with await anyio.open_file(dest, mode) as f:
                         async for chunk in r.aiter_bytes(CHUNK):
                             await f.write(chunk)
+                            digest.update(chunk)  # hashed on the way in: no second pass over a big file
                             written += len(chunk)
                     if expected is not None and written != expected:
                         raise httpx.RemoteProtocolError(f"got {written} of {expected} bytes")
@@ -74,8 +77,7 @@ async def download(client: httpx.AsyncClient, url: str, dest: Path, *, policy: R
                     ) from None
                 log.info("download of %s broke at %d bytes (%s); resuming", host_of(url), written, exc)
                 await anyio.sleep(policy.backoff(attempt))
-        digest = await anyio.to_thread.run_sync(_sha256, dest)
-        return Downloaded(dest, written, digest, content_type.split(";")[0].strip() if content_type else None)
+        return Downloaded(dest, written, digest.hexdigest(), content_type.split(";")[0].strip() if content_type else None)
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
@@ -90,11 +92,3 @@ def _expected_total(r: httpx.Response, already: int) -> int | None:
     if length and length.isdigit():
         return int(length) + (already if r.status_code == 206 else 0)
     return None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()

@@ -119,7 +119,8 @@ class JobRunner:
         self._tg: TaskGroup | None = None
         self._live: dict[str, _Live] = {}
         self._payloads: dict[str, dict[str, Any]] = {}
-        self._slots = anyio.Semaphore(settings.max_concurrent_jobs)
+        # Only the local work (downloads, checks) is bounded: submits queue at the provider, not here.
+        self._downloads = anyio.Semaphore(settings.max_parallel_downloads)
         self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
 
     # ---------------------------------------------------------------- life cycle
@@ -293,8 +294,7 @@ class JobRunner:
         try:
             with anyio.CancelScope() as scope:
                 live.scope = scope
-                async with self._slots:
-                    await self._drive_once(job_id)
+                await self._drive_once(job_id)
         except Exception:  # a bug must not kill the server; the job stays resumable
             log.exception("job %s: unexpected error", job_id)
             self.ledger.update(job_id, error="aivp hit an internal error while following this job; "
@@ -322,7 +322,8 @@ class JobRunner:
             if row.state == "fetching":
                 from .outputs import fetch_outputs
 
-                await fetch_outputs(self, row, provider)
+                async with self._downloads:
+                    await fetch_outputs(self, row, provider)
         except JobCanceled as exc:
             self._finish(job_id, "canceled", error=str(exc), cost_usd=0.0)
         except JobNotFound as exc:  # the provider forgot the request (expired): nothing more to follow

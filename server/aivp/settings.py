@@ -35,7 +35,7 @@ VARIABLES: dict[str, str] = {
     "AIVP_UPLOAD_MULTIPART_BYTES": "Uploads above this size use multipart (default 100 MiB).",
     "AIVP_UPLOAD_PART_BYTES": "Multipart chunk size (default 10 MiB).",
     "AIVP_MAX_UPLOAD_MB": "Largest local file aivp will upload (default 1024).",
-    "AIVP_MAX_CONCURRENT_JOBS": "Jobs aivp runs at once; more wait in the ledger (default 16).",
+    "AIVP_MAX_PARALLEL_DOWNLOADS": "Jobs downloading and checking their outputs at once; submits are never held back (default 8).",
     "AIVP_LOG_LEVEL": "Log level on stderr: DEBUG, INFO, WARNING (default), ERROR.",
     "AIVP_HOME": "Folder of the user-wide .env (default ~/.aivp).",
 }
@@ -103,7 +103,7 @@ class Settings:
     multipart_threshold: int = 100 * 1024 * 1024
     part_size: int = 10 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
-    max_concurrent_jobs: int = 16
+    max_parallel_downloads: int = 8
     log_level: str = "WARNING"
     # HTTP behaviour; tests shrink these
     retry_attempts: int = 6
@@ -153,7 +153,7 @@ class Settings:
             multipart_threshold=_int(env, "AIVP_UPLOAD_MULTIPART_BYTES", 100 * 1024 * 1024),
             part_size=_int(env, "AIVP_UPLOAD_PART_BYTES", 10 * 1024 * 1024),
             max_upload_bytes=_int(env, "AIVP_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
-            max_concurrent_jobs=max(1, _int(env, "AIVP_MAX_CONCURRENT_JOBS", 16)),
+            max_parallel_downloads=max(1, _int(env, "AIVP_MAX_PARALLEL_DOWNLOADS", 8)),
             log_level=level,
             env_files=tuple(f for f in files if f.is_file()),
         )
