@@ -22,7 +22,7 @@ def test_fal_key_names_in_order(tmp_path: Path) -> None:
 def test_missing_key_says_how_to_set_it(tmp_path: Path) -> None:
     s = Settings.from_env({}, project_dir=tmp_path)
     with pytest.raises(MissingKeyError) as e:
-        s.require_fal_key()
+        s.require_key("fal")
     assert "FAL_KEY" in str(e.value) and "fal.ai/dashboard/keys" in str(e.value)
 
 

@@ -32,7 +32,7 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
         from .jobs import JobRunner
-        from .providers.fal import FalProvider
+        from .providers import create_all
 
         project = Project(settings.project_dir, settings.extra_roots)
         try:
@@ -45,7 +45,7 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
         async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True) as client:
             runner = None
             if isinstance(ledger, Ledger):
-                runner = JobRunner(settings, ledger, project, {"fal": FalProvider(settings, client)}, client)
+                runner = JobRunner(settings, ledger, project, create_all(settings, client), client)
             async with anyio.create_task_group() as tg:
                 if runner is not None:
                     await tg.start(runner.run)

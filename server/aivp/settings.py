@@ -18,6 +18,8 @@ from .errors import ConfigError, MissingKeyError
 DEFAULT_FAL_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_FAL_REST_URL = "https://rest.fal.ai"
 DEFAULT_FAL_CDN_URL = "https://v3.fal.media"
+DEFAULT_REPLICATE_URL = "https://api.replicate.com"
+DEFAULT_ARK_URL = "https://ark.ap-southeast.bytepluses.com/api/v3"
 
 # Every variable aivp reads, with what it does; README's settings table is checked against this.
 VARIABLES: dict[str, str] = {
@@ -25,6 +27,10 @@ VARIABLES: dict[str, str] = {
     "FAL_API_KEY": "Alternative name for FAL_KEY.",
     "FAL_KEY_ID": "With FAL_KEY_SECRET, an alternative to FAL_KEY.",
     "FAL_KEY_SECRET": "With FAL_KEY_ID, an alternative to FAL_KEY.",
+    "REPLICATE_API_TOKEN": "Replicate API token (for the FLUX and IP-Adapter models served there).",
+    "ARK_API_KEY": "BytePlus ModelArk API key (Seedream 4.5). Also accepted: BYTEPLUS_API_KEY.",
+    "BYTEPLUS_API_KEY": "Alternative name for ARK_API_KEY.",
+    "AIVP_PROVIDERS": "Provider preference for models several providers serve, e.g. byteplus,fal,replicate (default: the ones with a key, in catalog order).",
     "AIVP_PROJECT_DIR": "Project root (default: --project, else the working directory).",
     "AIVP_EXTRA_ROOTS": "More folders aivp may read inputs from, separated by the OS path separator.",
     "AIVP_BUDGET_USD": "Spending cap for this project; a submit that would pass it is refused before it is sent.",
@@ -32,6 +38,8 @@ VARIABLES: dict[str, str] = {
     "AIVP_FAL_QUEUE_URL": f"fal queue base URL (default {DEFAULT_FAL_QUEUE_URL}).",
     "AIVP_FAL_REST_URL": f"fal REST/storage base URL (default {DEFAULT_FAL_REST_URL}).",
     "AIVP_FAL_CDN_URL": f"fal CDN upload base URL (default {DEFAULT_FAL_CDN_URL}).",
+    "AIVP_REPLICATE_URL": f"Replicate API base URL (default {DEFAULT_REPLICATE_URL}).",
+    "AIVP_ARK_URL": f"BytePlus ModelArk base URL (default {DEFAULT_ARK_URL}).",
     "AIVP_UPLOAD_MULTIPART_BYTES": "Uploads above this size use multipart (default 100 MiB).",
     "AIVP_UPLOAD_PART_BYTES": "Multipart chunk size (default 10 MiB).",
     "AIVP_MAX_UPLOAD_MB": "Largest local file aivp will upload (default 1024).",
@@ -94,12 +102,17 @@ class Settings:
 
     project_dir: Path
     fal_key: Secret | None = None
+    replicate_token: Secret | None = None
+    ark_key: Secret | None = None
+    providers: tuple[str, ...] = ()  # preference order for multi-provider models; () = by key presence
     extra_roots: tuple[Path, ...] = ()
     budget_usd: float | None = None
     wait_s: float = 45.0
     fal_queue_url: str = DEFAULT_FAL_QUEUE_URL
     fal_rest_url: str = DEFAULT_FAL_REST_URL
     fal_cdn_url: str = DEFAULT_FAL_CDN_URL
+    replicate_url: str = DEFAULT_REPLICATE_URL
+    ark_url: str = DEFAULT_ARK_URL
     multipart_threshold: int = 100 * 1024 * 1024
     part_size: int = 10 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
@@ -144,12 +157,17 @@ class Settings:
         settings = cls(
             project_dir=root,
             fal_key=_fal_key(env),
+            replicate_token=_first_secret(env, "REPLICATE_API_TOKEN"),
+            ark_key=_first_secret(env, "ARK_API_KEY", "BYTEPLUS_API_KEY"),
+            providers=_provider_order(env.get("AIVP_PROVIDERS", "")),
             extra_roots=extra,
             budget_usd=_float(env, "AIVP_BUDGET_USD", None),
             wait_s=_float(env, "AIVP_WAIT_S", 45.0) or 0.0,
             fal_queue_url=env.get("AIVP_FAL_QUEUE_URL", DEFAULT_FAL_QUEUE_URL).rstrip("/"),
             fal_rest_url=env.get("AIVP_FAL_REST_URL", DEFAULT_FAL_REST_URL).rstrip("/"),
             fal_cdn_url=env.get("AIVP_FAL_CDN_URL", DEFAULT_FAL_CDN_URL).rstrip("/"),
+            replicate_url=env.get("AIVP_REPLICATE_URL", DEFAULT_REPLICATE_URL).rstrip("/"),
+            ark_url=env.get("AIVP_ARK_URL", DEFAULT_ARK_URL).rstrip("/"),
             multipart_threshold=_int(env, "AIVP_UPLOAD_MULTIPART_BYTES", 100 * 1024 * 1024),
             part_size=_int(env, "AIVP_UPLOAD_PART_BYTES", 10 * 1024 * 1024),
             max_upload_bytes=_int(env, "AIVP_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
@@ -159,28 +177,57 @@ class Settings:
         )
         if settings.budget_usd is not None and settings.budget_usd < 0:
             raise ConfigError("AIVP_BUDGET_USD must be zero or more.")
-        for url_name in ("fal_queue_url", "fal_rest_url", "fal_cdn_url"):
+        for url_name in ("fal_queue_url", "fal_rest_url", "fal_cdn_url", "replicate_url", "ark_url"):
             url = getattr(settings, url_name)
             if not url.startswith(("https://", "http://")):
                 raise ConfigError(f"AIVP_{url_name.upper()}={url!r} must be an http(s) URL.")
         return replace(settings, **overrides) if overrides else settings
 
-    def require_fal_key(self) -> Secret:
-        """The fal key, or a MissingKeyError that says how to set it."""
-        if self.fal_key is None:
+    def key_for(self, provider: str) -> Secret | None:
+        return {"fal": self.fal_key, "replicate": self.replicate_token, "byteplus": self.ark_key}.get(provider)
+
+    def require_key(self, provider: str) -> Secret:
+        """The provider's key, or a MissingKeyError that says how to set it."""
+        key = self.key_for(provider)
+        if key is None:
+            name, where = KEY_HELP[provider]
             raise MissingKeyError(
-                "FAL_KEY is not set. Get a key at https://fal.ai/dashboard/keys and set FAL_KEY in the "
-                "environment of the MCP server (or in a .env file in the project root or ~/.aivp/.env), "
-                "then restart the server. Searching models and reading docs work without a key."
+                f"{name} is not set. Get a key at {where} and set {name} in the environment of the MCP server "
+                "(or in a .env file in the project root or ~/.aivp/.env), then restart the server. Searching "
+                "models and reading docs work without a key."
             )
-        return self.fal_key
+        return key
 
     def secrets(self) -> list[str]:
         """Every secret value this process holds, for redaction."""
-        return [s.get() for s in (self.fal_key,) if s is not None and s.get()]
+        held = (self.fal_key, self.replicate_token, self.ark_key)
+        return [s.get() for s in held if s is not None and s.get()]
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
+
+
+KEY_HELP = {
+    "fal": ("FAL_KEY", "https://fal.ai/dashboard/keys"),
+    "replicate": ("REPLICATE_API_TOKEN", "https://replicate.com/account/api-tokens"),
+    "byteplus": ("ARK_API_KEY", "https://console.byteplus.com/ark (API keys)"),
+}
+KNOWN_PROVIDERS = tuple(KEY_HELP)
+
+
+def _first_secret(env: Mapping[str, str], *names: str) -> Secret | None:
+    for name in names:
+        if value := env.get(name, "").strip():
+            return Secret(value)
+    return None
+
+
+def _provider_order(raw: str) -> tuple[str, ...]:
+    names = tuple(p.strip().lower() for p in raw.replace(";", ",").split(",") if p.strip())
+    unknown = [p for p in names if p not in KNOWN_PROVIDERS]
+    if unknown:
+        raise ConfigError(f"AIVP_PROVIDERS names unknown providers {unknown}; use {', '.join(KNOWN_PROVIDERS)}.")
+    return names
 
 
 def _fal_key(env: Mapping[str, str]) -> Secret | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,6 +19,8 @@ from ..errors import UnknownModelError
 from .schema import Catalog, Endpoint, Model, Param, Pricing, Route
 
 __all__ = [
+    "effective_params",
+    "effective_pricing",
     "Catalog",
     "Endpoint",
     "Model",
@@ -40,11 +43,12 @@ def catalog() -> Catalog:
 
 @dataclass(frozen=True)
 class Resolved:
-    """A name resolved to a model, and to one endpoint/route when the name was that specific."""
+    """A name resolved to a model, and to one endpoint/route or provider when the name was that specific."""
 
     model: Model
     endpoint: Endpoint | None = None
     route: Route | None = None
+    provider: str | None = None  # a route alias names the provider but not the task
 
 
 @cache
@@ -53,10 +57,15 @@ def _index() -> dict[str, Resolved]:
     for m in catalog().models:
         for name in (m.id, *m.aliases):
             index[name.lower()] = Resolved(m)
+        shared = Counter(r.endpoint.lower() for e in m.endpoints for r in e.routes)
         for e in m.endpoints:
             for r in e.routes:
-                index[r.endpoint.lower()] = Resolved(m, e, r)
-                index[f"{r.provider}:{r.endpoint}".lower()] = Resolved(m, e, r)
+                # an id that serves several tasks of one model (BytePlus Seedream) pins the provider, not the task
+                found = Resolved(m, e, r) if shared[r.endpoint.lower()] == 1 else Resolved(m, provider=r.provider)
+                index[r.endpoint.lower()] = found
+                index[f"{r.provider}:{r.endpoint}".lower()] = found
+                for alias in r.aliases:
+                    index[alias.lower()] = Resolved(m, provider=r.provider)
     return index
 
 
@@ -79,9 +88,15 @@ def resolve(name: str) -> Resolved:
 def find_route(endpoint_id: str, provider: str = "fal") -> tuple[Model, Endpoint, Route] | None:
     """The catalog entry serving a provider endpoint id, or None (used by the sandbox and queue_status)."""
     found = _index().get(f"{provider}:{endpoint_id}".lower())
-    if found is None or found.endpoint is None or found.route is None:
+    if found is None:
         return None
-    return found.model, found.endpoint, found.route
+    if found.endpoint is not None and found.route is not None:
+        return found.model, found.endpoint, found.route
+    for e in found.model.endpoints:  # shared id: the first endpoint (the most general task) stands for it
+        for r in e.routes:
+            if r.provider == provider and r.endpoint.lower() == endpoint_id.lower():
+                return found.model, e, r
+    return None
 
 
 def effective_params(model: Model, endpoint: Endpoint, route: Route) -> dict[str, Param]:

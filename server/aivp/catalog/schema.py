@@ -159,6 +159,8 @@ class Route(_Strict):
     endpoint: str  # fal endpoint id, replicate owner/name[:version], byteplus model id
     params: dict[str, Param] = {}
     pricing: Pricing | None = None
+    # names that mean "this model on this provider" (seedream/byteplus/sd -> Seedream via BytePlus)
+    aliases: list[str] = []
 
 
 class Endpoint(_Strict):
@@ -211,7 +213,7 @@ class Catalog(_Strict):
     def _unique(self) -> Catalog:
         seen: dict[str, str] = {}
         for m in self.models:
-            names = [m.id, *m.aliases, *(r.endpoint for e in m.endpoints for r in e.routes)]
+            names = [m.id, *m.aliases, *(n for e in m.endpoints for r in e.routes for n in (r.endpoint, *r.aliases))]
             for n in names:
                 key = n.lower()
                 if key in seen and seen[key] != m.id:

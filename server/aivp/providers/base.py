@@ -49,13 +49,16 @@ class Handle:
     endpoint: str
     request_id: str
     urls: dict[str, str] = field(default_factory=dict)
+    # provider-private facts worth keeping across a restart (e.g. a synchronous provider's answer)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Handle:
-        return cls(data["provider"], data["endpoint"], data["request_id"], dict(data.get("urls") or {}))
+        return cls(data["provider"], data["endpoint"], data["request_id"], dict(data.get("urls") or {}),
+                   dict(data.get("data") or {}))
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,9 @@ class Provider(Protocol):
 
     name: str
 
-    def check_ready(self) -> None: ...
+    def check_ready(self) -> None:
+        """Raise MissingKeyError (saying how to set the key) before anything is recorded or sent."""
+        ...
 
     async def submit(self, endpoint: str, payload: dict[str, Any]) -> Handle: ...
 

@@ -137,10 +137,10 @@ class FalProvider:
 
     def check_ready(self) -> None:
         """Raise MissingKeyError (with how to fix it) before anything is recorded or sent."""
-        self.settings.require_fal_key()
+        self.settings.require_key("fal")
 
     def _headers(self, **extra: str) -> dict[str, str]:
-        key = self.settings.require_fal_key().get()
+        key = self.settings.require_key("fal").get()
         return {"Authorization": f"Key {key}", "User-Agent": USER_AGENT, **extra}
 
     # ---------------------------------------------------------------- URLs

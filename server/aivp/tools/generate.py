@@ -24,6 +24,7 @@ Overwrite = Annotated[bool, Field(description="Replace an existing file at `outp
 Options = Annotated[dict[str, Any] | None, Field(description="Model-native parameters not covered above (e.g. safety_tolerance, cfg_scale); search_models(model=...) lists them with their valid values.")]
 WaitS = Annotated[float | None, Field(ge=0, le=600, description="Seconds to wait for the result (default 45). Past it you get a job_id; the job keeps running and queue_status fetches it.")]
 Fresh = Annotated[bool, Field(description="Pay for a new generation even if an identical request already finished (otherwise its files are returned free).")]
+ProviderArg = Annotated[Literal["fal", "replicate", "byteplus"] | None, Field(description="For models several providers serve (Seedream 4.5, FLUX): which one runs it. Default: AIVP_PROVIDERS, else whichever has a key.")]
 DryRun = Annotated[bool, Field(description="Check the arguments and return the model, the native input and the cost estimate without sending or spending anything.")]
 
 
@@ -46,6 +47,7 @@ def register(mcp: MCPServer[Any]) -> None:
         wait_s: WaitS = None,
         fresh: Fresh = False,
         dry_run: DryRun = False,
+        provider: ProviderArg = None,
     ) -> Annotated[CallToolResult, JobResult]:
         """Make keyframes, character sheets, style frames and location plates from text, optionally guided by reference images.
 
@@ -56,7 +58,7 @@ def register(mcp: MCPServer[Any]) -> None:
         call = Call("generate_image", "image", "edit" if references else "t2i", model, {
             "prompt": prompt, "references": references, "aspect_ratio": aspect_ratio, "size": size,
             "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
-        }, options, output, overwrite, fresh)
+        }, options, output, overwrite, fresh, provider=provider)
         return await _run(ctx, call, wait_s, dry_run)
 
     @mcp.tool(title="Edit image", annotations=PAID)
@@ -82,6 +84,7 @@ def register(mcp: MCPServer[Any]) -> None:
         wait_s: WaitS = None,
         fresh: Fresh = False,
         dry_run: DryRun = False,
+        provider: ProviderArg = None,
     ) -> Annotated[CallToolResult, JobResult]:
         """Edit, inpaint, restyle, remove the background of, or upscale an image.
 
@@ -95,7 +98,7 @@ def register(mcp: MCPServer[Any]) -> None:
             "prompt": prompt, "image": image, "mask": mask, "references": references, "strength": strength,
             "upscale_factor": upscale_factor, "aspect_ratio": aspect_ratio, "size": size,
             "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
-        }, options, output, overwrite, fresh)
+        }, options, output, overwrite, fresh, provider=provider)
         return await _run(ctx, call, wait_s, dry_run)
 
     @mcp.tool(title="Generate video", annotations=PAID)
@@ -121,6 +124,7 @@ def register(mcp: MCPServer[Any]) -> None:
         wait_s: WaitS = None,
         fresh: Fresh = False,
         dry_run: DryRun = False,
+        provider: ProviderArg = None,
     ) -> Annotated[CallToolResult, JobResult]:
         """Make a clip from text, animate a keyframe (start frame, optional end frame), or follow reference images.
 
@@ -143,7 +147,7 @@ def register(mcp: MCPServer[Any]) -> None:
             "end_image": end_image, "references": references, "video": video,
             "duration": duration, "aspect_ratio": aspect_ratio, "resolution": resolution, "audio": audio,
             "camera_fixed": camera_fixed, "seed": seed, "negative_prompt": negative_prompt,
-        }, options, output, overwrite, fresh)
+        }, options, output, overwrite, fresh, provider=provider)
         return await _run(ctx, call, wait_s, dry_run)
 
 

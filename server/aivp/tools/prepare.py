@@ -14,7 +14,8 @@ from ..catalog.params import Built, build, choose_endpoint
 from ..catalog.pricing import estimate_call
 from ..catalog.routing import TASK_OF, default_for
 from ..catalog.schema import Endpoint, Param, Route
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, MissingKeyError
+from ..settings import KEY_HELP
 from ..inputs import InputRef, iter_inputs, resolve_input
 from ..jobs import JobRequest
 from .common import AppState
@@ -40,6 +41,7 @@ class Call:
     overwrite: bool = False
     fresh: bool = False
     soft: set[str] = field(default_factory=set)
+    provider: str | None = None
 
 
 def pick(call: Call) -> tuple[Resolved, str]:
@@ -55,9 +57,13 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
     model = found.model
     task = TASK_OF.get(call.task, call.task)
     endpoint: Endpoint = found.endpoint or choose_endpoint(model, task)
-    route = found.route or _route(state, endpoint, model.id)
+    route = found.route or choose_route(state, endpoint, model.id, call.provider or found.provider)
+    if found.route is not None and call.provider and call.provider != found.route.provider:
+        raise InvalidParameterError(
+            f"{call.model!r} is the {found.route.provider} endpoint; it cannot run on {call.provider}. "
+            f"Name the model ({model.id}) instead to let aivp pick the {call.provider} route.")
     if not dry_run:  # an estimate needs no key
-        state.runner.providers[route.provider].check_ready()
+        _ready(state, endpoint, route, model.id)
     roles = dict(call.roles)
     limit = state.settings.max_upload_bytes
     for role in IMAGE_ROLES:
@@ -105,16 +111,42 @@ def _build_fitting(model: Any, endpoint: Endpoint, route: Route, roles: dict[str
         return build(model, endpoint, route, dropped, options, soft=soft)
 
 
-def _route(state: AppState, endpoint: Endpoint, model_id: str) -> Route:
-    available = state.runner.providers
-    for r in endpoint.routes:
-        if r.provider in available:
-            return r
-    have = ", ".join(sorted({r.provider for r in endpoint.routes}))
-    raise InvalidParameterError(
-        f"{model_id} ({endpoint.task}) is served by {have}, which this build of aivp cannot call yet; "
-        "pick a fal model with search_models."
-    )
+def choose_route(state: AppState, endpoint: Endpoint, model_id: str, prefer: str | None = None) -> Route:
+    """The provider for a model several providers serve: the one asked for, else AIVP_PROVIDERS order,
+    else the first whose key is set, else the catalog's first (whose missing key is then reported)."""
+    settings = state.settings
+    usable = [r for r in endpoint.routes if r.provider in state.runner.providers]
+    if prefer:
+        for r in usable:
+            if r.provider == prefer:
+                return r
+        have = ", ".join(r.provider for r in endpoint.routes)
+        raise InvalidParameterError(f"{model_id} ({endpoint.task}) does not run on {prefer}; it runs on {have}.")
+    if not usable:
+        have = ", ".join(sorted({r.provider for r in endpoint.routes}))
+        raise InvalidParameterError(
+            f"{model_id} ({endpoint.task}) is served by {have}, which this build of aivp cannot call; "
+            "pick another model with search_models.")
+    order = list(settings.providers)
+
+    def rank(item: tuple[int, Route]) -> tuple[int, int, int]:
+        i, r = item
+        listed = order.index(r.provider) if r.provider in order else len(order)
+        return (listed, 0 if settings.key_for(r.provider) is not None else 1, i)
+
+    return min(enumerate(usable), key=rank)[1]
+
+
+def _ready(state: AppState, endpoint: Endpoint, route: Route, model_id: str) -> None:
+    """The chosen provider's key is set, or an error that names every way to run this model."""
+    try:
+        state.runner.providers[route.provider].check_ready()
+    except MissingKeyError as exc:
+        others = [r.provider for r in endpoint.routes if r.provider != route.provider]
+        if not others:
+            raise
+        names = ", ".join(f"{p} ({KEY_HELP[p][0]})" for p in [route.provider, *others] if p in KEY_HELP)
+        raise MissingKeyError(f"{model_id} can run on {names}, and none of these keys is set. {exc}") from None
 
 
 def _record_type(targets: list[str] | None, kind: str) -> str:
