@@ -124,3 +124,11 @@ def test_custom_ratio_respects_the_minimum_pixel_count() -> None:
     b = _build("seedream-4.5", "t2i", {"prompt": "x", "aspect_ratio": "21:9"})
     size = b.payload["image_size"]
     assert size["width"] * size["height"] >= 2560 * 1440 and abs(size["width"] / size["height"] - 21 / 9) < 0.05
+
+
+def test_resolution_tiers_follow_the_aspect_ratio() -> None:
+    for tier, (w, h) in {"standard": (1920, 2400), "high": (2560, 3200), "max": (3200, 4000)}.items():
+        b = _build("seedream-4.5", "t2i", {"prompt": "x", "aspect_ratio": "4:5", "size": tier})
+        assert b.payload["image_size"] == {"width": w, "height": h}
+    with pytest.raises(InvalidParameterError):
+        _build("nano-banana-pro", "t2i", {"prompt": "x", "size": "high"})

@@ -419,3 +419,13 @@ async def test_request_forgotten_by_the_provider_ends_the_job(client: Client, sa
     sandbox.fault("status", status=404, body={"detail": "Request not found"}, times=None)
     text = await refused(client, "generate_image", {"prompt": "forgotten"})
     assert "does not know request" in text and "cannot be followed" in text
+
+
+async def test_an_output_url_is_reused_as_the_local_file(client: Client, project: Path, sandbox: Any) -> None:
+    first = await ok(client, "generate_image", {"prompt": "a keyframe to animate"})
+    url = first["files"][0]["url"]
+    uploads_before = len([r for r in sandbox.requests if r.route == "upload"])
+    await ok(client, "generate_video", {"prompt": "animate it", "image": url})
+    payload = sandbox.submissions[-1].payload
+    assert payload["image_url"] != url and payload["image_url"].startswith(sandbox.fal_cdn_url)
+    assert len([r for r in sandbox.requests if r.route == "upload"]) == uploads_before + 1  # re-hosted from disk

@@ -33,6 +33,8 @@ class Downloaded:
 
 async def download(client: httpx.AsyncClient, url: str, dest: Path, *, policy: RetryPolicy) -> Downloaded:
     """Fetch `url` into `dest` (a temporary path); on failure `dest` is removed."""
+    if url.lower().startswith("data:"):
+        return await anyio.to_thread.run_sync(_from_data_uri, url, dest)
     if not url.lower().startswith(("https://", "http://")):
         raise OutputLost(f"The provider returned an output link aivp will not fetch ({url[:60]!r}); only http(s) is used.")
     written = 0
@@ -92,3 +94,20 @@ def _expected_total(r: httpx.Response, already: int) -> int | None:
     if length and length.isdigit():
         return int(length) + (already if r.status_code == 206 else 0)
     return None
+
+
+def _from_data_uri(url: str, dest: Path) -> Downloaded:
+    """An output sent inline (BytePlus b64_json, fal sync_mode): decode it to the file."""
+    import base64
+    import binascii
+
+    head, _, body = url.partition(",")
+    if ";base64" not in head.lower():
+        raise OutputLost("The provider sent an inline output that is not base64; aivp cannot read it.")
+    try:
+        data = base64.b64decode(body, validate=False)
+    except (binascii.Error, ValueError):
+        raise OutputLost("The provider sent an inline output that is not valid base64.") from None
+    dest.write_bytes(data)
+    mime = head[5:].split(";")[0] or None
+    return Downloaded(dest, len(data), hashlib.sha256(data).hexdigest(), mime)

@@ -278,6 +278,19 @@ class Ledger:
             ).fetchone()
         return JobRow.from_sql(row) if row else None
 
+    def local_copy(self, url: str) -> str | None:
+        """The project path of a file aivp downloaded from `url`, if it has one (newest first)."""
+        pattern = "%" + url.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT outputs_json FROM jobs WHERE outputs_json LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT 5", (pattern,)
+            ).fetchall()
+        for (outputs,) in rows:
+            for o in json.loads(outputs or "[]"):
+                if o.get("url") == url:
+                    return str(o["path"])
+        return None
+
     def recent(self, limit: int = 20, states: tuple[str, ...] | None = None) -> list[JobRow]:
         query, args = "SELECT * FROM jobs", []
         if states:

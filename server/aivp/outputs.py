@@ -39,6 +39,11 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
                             detail=None if result.billable_units is None else f"billable_units={result.billable_units:g}")
     assert row.result is not None
     files = provider.outputs(spec["shape"], row.result)
+    notes = getattr(provider, "output_warnings", None)
+    extra = notes(spec["shape"], row.result) if notes else []
+    if extra and not set(extra) <= set(spec.get("warnings", [])):  # e.g. one image of a set refused
+        spec = {**spec, "warnings": [*spec.get("warnings", []), *extra]}
+        row = ledger.update(row.id, spec=spec)
     if not files:
         keys = ", ".join(sorted(row.result)) or "nothing"
         raise JobFailed(f"{row.provider} finished the job but returned no files (it returned: {keys}).")

@@ -34,6 +34,8 @@ ROLE_ARG = {
 # changes the result too much to drop silently.
 SOFT_ROLES = {"seed", "negative_prompt", "camera_fixed", "output_format", "aspect_ratio", "resolution"}
 
+# Resolution tiers of the fal + Seedream router (megapixels; 4:5 gives 1920x2400, 2560x3200, 3200x4000)
+SIZE_TIERS = {"standard": 4.608, "high": 8.192, "max": 12.8}
 ASPECT_PRESETS = {
     "16:9": "landscape_16_9",
     "4:3": "landscape_4_3",
@@ -143,6 +145,13 @@ def build(
 def _place_size(b: Built, values: dict[str, Any], by_role: dict[str, str], soft: set[str]) -> None:
     """Fit aspect ratio / size onto whichever of aspect_ratio, image_size, resolution the model has."""
     size, ratio = values.get("size"), values.get("aspect_ratio")
+    if isinstance(size, str) and size.lower() in SIZE_TIERS and "size" in by_role and b.params[by_role["size"]].custom_size:
+        # Seedream-style tiers: a pixel budget at the requested aspect ratio (4:5 standard = 1920x2400)
+        wh = ratio_size(str(ratio or "1:1"), SIZE_TIERS[size.lower()], multiple=16)
+        assert wh is not None
+        values["size"], size = {"width": wh[0], "height": wh[1]}, None
+        values.pop("aspect_ratio", None)
+        ratio = None
     if size is not None and "size" not in by_role:
         values.pop("size")
         if "resolution" in by_role and str(size) in _enum(b.params[by_role["resolution"]]):

@@ -102,4 +102,7 @@ class Provider(Protocol):
 
     def outputs(self, shape: str, output: dict[str, Any]) -> list[OutputFile]: ...
 
+    # Optional: `output_warnings(shape, output) -> list[str]` for parts of a result that failed
+    # (one image of a sequential set refused); the runner adds them to the job's warnings.
+
     def handle_for(self, endpoint: str, request_id: str) -> Handle: ...

@@ -44,6 +44,23 @@ class Call:
     provider: str | None = None
 
 
+def local_input(state: AppState, raw: str, *, expect: str, what: str) -> InputRef:
+    """Resolve an input; a URL of an output aivp already saved becomes that local file.
+
+    Provider links expire (BytePlus after 24 h, Replicate after an hour) and belong to one provider:
+    using the saved file means it is uploaded (re-hosted) to whichever provider runs this call.
+    """
+    limit = state.settings.max_upload_bytes
+    ref = resolve_input(state.project, raw, expect=expect, max_bytes=limit, what=what)  # type: ignore[arg-type]
+    if ref.kind == "url" and ref.url:
+        rel = state.ledger.local_copy(ref.url)
+        if rel and (state.project.root / rel).is_file():
+            local = resolve_input(state.project, rel, expect=expect, max_bytes=limit, what=what)  # type: ignore[arg-type]
+            local.extra["from_url"] = ref.url
+            return local
+    return ref
+
+
 def pick(call: Call) -> tuple[Resolved, str]:
     """The model and endpoint for a call, and the reason, in words."""
     if call.model:
@@ -65,15 +82,13 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
     if not dry_run:  # an estimate needs no key
         _ready(state, endpoint, route, model.id)
     roles = dict(call.roles)
-    limit = state.settings.max_upload_bytes
     for role in IMAGE_ROLES:
         if isinstance(roles.get(role), str):
-            roles[role] = resolve_input(state.project, roles[role], expect="image", max_bytes=limit, what=role.replace("_", " "))
+            roles[role] = local_input(state, roles[role], expect="image", what=role.replace("_", " "))
     if isinstance(roles.get("video"), str):
-        roles["video"] = resolve_input(state.project, roles["video"], expect="video", max_bytes=limit, what="video")
+        roles["video"] = local_input(state, roles["video"], expect="video", what="video")
     if roles.get("references"):
-        roles["references"] = [resolve_input(state.project, r, expect="image", max_bytes=limit, what="reference image")
-                               for r in roles["references"]]
+        roles["references"] = [local_input(state, r, expect="image", what="reference image") for r in roles["references"]]
     options = _option_inputs(state, call.options, effective_params(model, endpoint, route))
     targets = None
     soft = set(call.soft)
@@ -183,13 +198,11 @@ def _option_inputs(state: AppState, options: dict[str, Any] | None, params: dict
     """Files named inside `options` (Kling elements, IP-Adapter images ...) become inputs too, uploaded like any other."""
     if not options:
         return options
-    limit = state.settings.max_upload_bytes
-
     def one(value: Any, key: str) -> Any:
         if not isinstance(value, str):
             return value
         expect = "video" if "video" in key else "image" if ("image" in key or "mask" in key) else "any"
-        return resolve_input(state.project, value, expect=expect, max_bytes=limit, what=key)  # type: ignore[arg-type]
+        return local_input(state, value, expect=expect, what=key)
 
     def walk(value: Any) -> Any:
         if isinstance(value, list):
