@@ -61,9 +61,10 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
         log_level=settings.log_level,  # type: ignore[arg-type]
     )
     from . import resources
-    from .tools import catalog, generate, jobs
+    from .tools import catalog, generate, jobs, multishot
 
     generate.register(server)
+    multishot.register(server)
     jobs.register(server)
     catalog.register(server)
     resources.register(server)

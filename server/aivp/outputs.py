@@ -64,10 +64,20 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
             entry["converted_from"] = converted
         done = [*done[:i], entry]
         row = ledger.update(row.id, outputs=done)
+    extra = spec.get("extra") or {}
+    if extra.get("split") and done and done[0].get("kind") == "video" and len(done) == 1:
+        runner.publish(row, "cutting the clip into shots")
+        done = [*done, *await anyio.to_thread.run_sync(_split_shots, project, row, done[0])]
+        row = ledger.update(row.id, outputs=done)
     cost = row.estimate_usd
     row = ledger.update(row.id, state="completed", cost_usd=cost, finished_at=now_iso(), error=None, error_code=None)
+    main = [o for o in done if not o.get("split_of")]
     for i, out in enumerate(done):
-        record = build_record(row, out, i, len(done))
+        if out.get("split_of"):  # the group's record lists its shots; a split clip gets a plan row, not a record
+            project.update_plan("video", out["path"], type_=PurePosixPath(out["path"]).stem, model=row.endpoint,
+                                mode=spec["mode"], status="done")
+            continue
+        record = build_record(row, out, i, len(main))
         kind = out.get("kind", "image") if spec["kind"] == "auto" else spec["kind"]
         project.write_json(project.record_path(kind, project.root / out["path"]), record)
         if spec.get("plan_type") or _in_convention_folder(out["path"]):
@@ -88,7 +98,18 @@ def _target(runner: JobRunner, row: JobRow, f: OutputFile, index: int, count: in
         base = runner.project.output_path(targets[-1])
         return base.with_name(f"{base.stem}-{index + 1}{base.suffix}")
     kind = f.kind if spec["kind"] == "auto" else spec["kind"]
+    if (spec.get("extra") or {}).get("default_stem") == "group":
+        return _next_group(runner.project.root / "video" / "clips", ext)
     return runner.project.default_output(kind, spec.get("prompt") or "", row.id, ext, index, count)
+
+
+def _next_group(folder: Path, ext: str) -> Path:
+    """video/clips/group-NN.<ext>, the first number not taken (place() still never clobbers)."""
+    taken = {p.stem for p in folder.glob("group-*")} if folder.is_dir() else set()
+    n = 1
+    while f"group-{n:02d}" in taken:
+        n += 1
+    return folder / f"group-{n:02d}.{ext}"
 
 
 def _ext(f: OutputFile) -> str:
@@ -156,8 +177,60 @@ def _inspect(path: Path, kind: str, expected_s: float | None) -> dict[str, Any]:
         return {"check": {"ok": False, "message": f"could not inspect the file: {exc}"}}
 
 
+def _split_shots(project: Any, row: JobRow, group: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cut a multi-shot clip at its shot boundaries, scaled to the clip's real length.
+
+    Each part is re-encoded so it starts exactly at its boundary, audio kept (media.split_video).
+    A failure leaves the group clip as the result and says why, instead of failing a paid job.
+    """
+    from . import media
+
+    shots = (row.spec.get("extra") or {}).get("shots") or []
+    src = project.root / group["path"]
+    durations = [float(s["duration"]) for s in shots]
+    real = float(group.get("duration_s") or sum(durations))
+    scale = real / sum(durations) if durations and sum(durations) else 1.0
+    cuts, t = [], 0.0
+    for d in durations[:-1]:
+        t += d * scale
+        cuts.append(round(t, 3))
+    outs = []
+    for s in shots:
+        if s.get("output"):
+            outs.append(project.output_path(s["output"]))
+        else:
+            outs.append(src.with_name(f"{src.stem}-shot-{s['index']}{src.suffix}"))
+    free = [_free_name(p) for p in outs]
+    try:
+        infos = media.split_video(src, cuts, free)
+    except Exception as exc:
+        group.setdefault("check", {})["split_error"] = f"could not cut the clip into shots: {exc}"
+        return []
+    parts = []
+    for s, path, info in zip(shots, free, infos, strict=True):
+        parts.append({"path": project.rel(path), "kind": "video", "split_of": group["path"], "shot": s["index"],
+                      "width": info.width, "height": info.height, "duration_s": round(info.duration_s, 3),
+                      "has_audio": info.has_audio, "bytes": path.stat().st_size, "url": None})
+    return parts
+
+
+def _free_name(path: Path) -> Path:
+    """A name that does not exist yet: split clips never clobber either."""
+    if not path.exists():
+        return path
+    n = 2
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
+
+
 def _in_convention_folder(rel: str) -> bool:
     return rel.startswith(("image/frames/", "image/characters/", "image/locations/", "image/styles/", "video/clips/"))
+
+
+def _shot_list(extra: dict[str, Any], outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    files = {o.get("shot"): o["path"] for o in outputs if o.get("split_of")}
+    return [{**{k: v for k, v in s.items() if k != "output"}, "file": files.get(s["index"])} for s in extra["shots"]]
 
 
 def build_record(row: JobRow, out: dict[str, Any], index: int, count: int) -> dict[str, Any]:
@@ -201,6 +274,8 @@ def build_record(row: JobRow, out: dict[str, Any], index: int, count: int) -> di
         "effective_parameters": eff,
         "inputs": inputs,
         "warnings": spec.get("warnings", []),
+        "shots": _shot_list(extra, row.outputs) if extra.get("shots") else None,
+        "elements": extra.get("elements"),
         "timings": {"created": row.created_at, "submitted": row.submitted_at, "started": row.started_at,
                     "finished": row.finished_at},
         "timestamp": row.finished_at or now_iso(),

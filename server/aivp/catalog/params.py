@@ -107,7 +107,10 @@ def build(
         values["references"] = [values.pop("image"), *values.get("references", [])]
 
     _place_size(b, values, by_role, soft)
-    for role, value in values.items():
+    # duration last, after the shot limits: "7 shots, at most 6" says more than "21 s is not a duration"
+    for role, value in sorted(values.items(), key=lambda kv: kv[0] == "duration"):
+        if role == "duration":
+            _check_limits(b, limits_of(b.model, b.endpoint))
         name = by_role.get(role)
         if name is None:
             arg = ROLE_ARG.get(role, role)

@@ -42,6 +42,7 @@ class Call:
     fresh: bool = False
     soft: set[str] = field(default_factory=set)
     provider: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # more for the record and the output stage (shots, split)
 
 
 def local_input(state: AppState, raw: str, *, expect: str, what: str) -> InputRef:
@@ -107,9 +108,11 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
     built = _build_fitting(model, endpoint, route, roles, options, soft)
     est = estimate_call(model, endpoint, route, built.effective)
     req = JobRequest(
-        tool=call.tool, built=built, kind=call.kind, mode=MODES.get(endpoint.task if found.endpoint else task, task.upper()),
-        prompt=roles.get("prompt"), estimate=est, targets=targets, overwrite=call.overwrite, fresh=call.fresh,
-        record_type=_record_type(targets, call.kind), plan_type=_plan_type(targets), extra=_extra(roles),
+        tool=call.tool, built=built, kind=call.kind,
+        mode="MULTI" if call.extra.get("shots") else MODES.get(endpoint.task if found.endpoint else task, task.upper()),
+        prompt=roles.get("prompt") or _shots_prompt(call.extra), estimate=est, targets=targets, overwrite=call.overwrite,
+        fresh=call.fresh, record_type="group" if call.extra.get("shots") else _record_type(targets, call.kind),
+        plan_type=_plan_type(targets), extra={**_extra(roles), **call.extra},
     )
     return req, why
 
@@ -177,6 +180,11 @@ def _plan_type(targets: list[str] | None) -> str | None:
         return None
     stem = PurePosixPath(targets[0]).stem
     return stem if targets[0].startswith(tuple(CONVENTION_TYPES)) else None
+
+
+def _shots_prompt(extra: dict[str, Any]) -> str | None:
+    shots = extra.get("shots")
+    return " | ".join(s["prompt"] for s in shots) if shots else None
 
 
 def _extra(roles: dict[str, Any]) -> dict[str, Any]:

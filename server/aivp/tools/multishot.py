@@ -1,0 +1,126 @@
+"""multi_shot_video: several shots with their own prompts and durations in one Kling O3/V3 call.
+
+Shot prompts may name character elements as @Name; aivp rewrites them to the @Element1, @Element2
+... references Kling expects, in the order the elements are given, and reference images are
+@Image1 ... . Every limit (shot count, per-shot and total seconds, element images, one video
+element) comes from the catalog and is checked before anything is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
+
+from ..errors import InvalidParameterError
+from .common import JobResult, boundary, state_of
+from .generate import PAID, DryRun, Fresh, Negative, Options, Output, Overwrite, ProviderArg, Ratio, WaitS, _run
+from .prepare import Call, local_input
+
+ELEMENT_REF = re.compile(r"@(Element|Image)\d+\b")
+
+
+class ShotIn(BaseModel):
+    prompt: str = Field(min_length=1, description="This shot: action, dialogue in quotes, camera. Name elements as @Name.")
+    duration: float = Field(gt=0, description="Seconds for this shot (whole seconds; the model card gives the range).")
+    output: str | None = Field(default=None, description="With split=true: where this shot's clip goes, e.g. video/clips/shot-03.mp4.")
+
+
+class ElementIn(BaseModel):
+    name: str = Field(min_length=1, description="How shot prompts refer to it: @Name (e.g. @Mara).")
+    frontal_image: str | None = Field(default=None, description="Front view of the character: project path, http(s) URL or data: URI.")
+    references: list[str] = Field(default=[], description="Up to 3 more images of it (side, back ...).")
+    video: str | None = Field(default=None, description="Instead of images: one short reference video (one video element per call).")
+
+
+def register(mcp: MCPServer[Any]) -> None:
+    @mcp.tool(title="Multi-shot video", annotations=PAID)
+    @boundary
+    async def multi_shot_video(
+        shots: Annotated[list[ShotIn], Field(min_length=1, description="The shots, in order, each with its prompt and duration.")],
+        ctx: Context[Any, Any],
+        master_prompt: Annotated[str | None, Field(description="Setting, style and characters common to every shot; put before each shot's prompt.")] = None,
+        elements: Annotated[list[ElementIn] | None, Field(description="Characters kept consistent across the shots, named @Name in the prompts.")] = None,
+        references: Annotated[list[str] | None, Field(description="Style/location reference images, @Image1, @Image2 ... in the prompts.")] = None,
+        image: Annotated[str | None, Field(description="Start frame of the first shot (e.g. image/frames/shot-03-ff.png).")] = None,
+        end_image: Annotated[str | None, Field(description="Last frame of the last shot, where the model takes one.")] = None,
+        model: Annotated[str | None, Field(description="kling-o3-pro (default), kling-o3-standard, kling-v3-pro or kling-v3-standard.")] = None,
+        aspect_ratio: Ratio = None,
+        audio: Annotated[bool | None, Field(description="Native audio (dialogue, effects).")] = None,
+        negative_prompt: Negative = None,
+        split: Annotated[bool, Field(description="Also cut the result into one clip per shot at the shot boundaries (audio kept).")] = False,
+        output: Output = None,
+        overwrite: Overwrite = False,
+        options: Options = None,
+        wait_s: WaitS = None,
+        fresh: Fresh = False,
+        dry_run: DryRun = False,
+        provider: ProviderArg = None,
+    ) -> Annotated[CallToolResult, JobResult]:
+        """Render up to six shots (the model's limit) as one continuous clip with consistent characters (Kling O3/V3).
+
+        Use it for dialogue scenes and sequences where the same characters must look the same from shot to
+        shot: give each character as an element (frontal image + up to 3 more, from image/characters/) and
+        name them @Name in the shot prompts. With split=true each shot is also saved as its own clip. The
+        group clip goes to video/clips/group-NN.mp4 unless `output` says otherwise; video/log/ gets one
+        record listing the shots. Long: returns a job_id after wait_s; collect it with queue_status."""
+        state = state_of(ctx)
+        elements = elements or []
+        names = {e.name.lstrip("@").lower(): i for i, e in enumerate(elements, start=1)}
+        if len(names) != len(elements):
+            raise InvalidParameterError("Two elements share a name; give each character a different @Name.")
+        prompts = [_rewrite(s.prompt, names, master_prompt) for s in shots]
+        native_elements = [_element(state, e) for e in elements]
+        multi = [{"prompt": p, "duration": _seconds(s.duration)} for p, s in zip(prompts, shots, strict=True)]
+        total = sum(float(m["duration"]) for m in multi)
+        task = "reference-to-video" if (elements or references) else ("i2v" if image else "t2v")
+        roles: dict[str, Any] = {
+            "multi_prompt": multi, "elements": native_elements or None, "references": references,
+            "start_image": image, "end_image": end_image, "duration": total, "aspect_ratio": aspect_ratio,
+            "audio": audio, "negative_prompt": negative_prompt,
+        }
+        extra: dict[str, Any] = {
+            "shots": [{"index": i, "prompt": s.prompt, "sent_prompt": p, "duration": float(m["duration"]), "output": s.output}
+                      for i, (s, p, m) in enumerate(zip(shots, prompts, multi, strict=True), start=1)],
+            "elements": [e.name for e in elements],
+            "split": split,
+            "default_stem": "group",
+        }
+        if any(s.output for s in shots) and not split:
+            raise InvalidParameterError("Per-shot outputs are only written with split=true; set it or drop them.")
+        call = Call("multi_shot_video", "video", task, model or "kling-o3-pro", roles, options, output, overwrite, fresh,
+                    provider=provider, extra=extra)
+        return await _run(ctx, call, wait_s, dry_run)
+
+
+def _rewrite(prompt: str, names: dict[str, int], master: str | None) -> str:
+    """@Name -> @ElementN; the master prompt goes first. Unknown @words are left as written."""
+
+    def swap(m: re.Match[str]) -> str:
+        key = m.group(1).lower()
+        return f"@Element{names[key]}" if key in names else m.group(0)
+
+    text = re.sub(r"@([^\s@,.;:!?\"'()\[\]]+)", lambda m: m.group(0) if ELEMENT_REF.fullmatch(m.group(0)) else swap(m), prompt)
+    return f"{master.strip()} {text}" if master and master.strip() else text
+
+
+def _seconds(value: float) -> str:
+    if value != int(value):
+        raise InvalidParameterError(f"Shot durations are whole seconds; {value:g} is not.")
+    return str(int(value))
+
+
+def _element(state: Any, e: ElementIn) -> dict[str, Any]:
+    if e.video:
+        if e.frontal_image or e.references:
+            raise InvalidParameterError(f"Element @{e.name}: give either a video or images, not both.")
+        return {"video_url": local_input(state, e.video, expect="video", what=f"@{e.name} video")}
+    if not e.frontal_image:
+        raise InvalidParameterError(f"Element @{e.name} needs a frontal_image (or a video).")
+    front = local_input(state, e.frontal_image, expect="image", what=f"@{e.name} frontal image")
+    refs = [local_input(state, r, expect="image", what=f"@{e.name} reference") for r in e.references]
+    # Kling wants at least one reference image per element; the front view serves when none is given
+    return {"frontal_image_url": front, "reference_image_urls": refs or [front]}
