@@ -58,8 +58,8 @@ class InputRef:
             out["mime"] = self.mime
         if self.size is not None:
             out["bytes"] = self.size
-        if self.kind == "url" or (self.kind == "path" and self.url):
-            out["url"] = self.url
+        if (self.kind == "url" or (self.kind == "path" and self.url)) and not str(self.url).startswith("data:"):
+            out["url"] = self.url  # a provider that takes files inline (BytePlus) never puts their bytes here
         return out
 
     def short(self) -> str:

@@ -39,7 +39,7 @@ def estimate(pricing: Pricing, params: dict[str, Param], effective: dict[str, An
             price = rule.price
             break
     by_role = {p.role: n for n, p in params.items() if p.role}
-    count = int(effective.get(by_role.get("num_images", ""), 1) or 1)
+    count = int(effective.get(by_role.get("num_images", ""), 1) or 1) * _set_size(effective)
     unit = pricing.unit
     if unit == "image":
         return Estimate(price * count, unit, count, price, f"{count} image(s) x ${price:g}")
@@ -75,6 +75,14 @@ def typical(model: Model) -> Estimate:
     params = effective_params(model, e, r)
     eff = {n: p.default for n, p in params.items() if p.default is not None}
     return estimate(effective_pricing(model, e, r), params, eff)
+
+
+def _set_size(effective: dict[str, Any]) -> int:
+    """Images per generation when a model returns a set (Seedream): the most it may bill, for the budget."""
+    if effective.get("sequential_image_generation") == "auto":
+        opts = effective.get("sequential_image_generation_options") or {}
+        return max(1, int(opts.get("max_images", 15) or 15))
+    return max(1, int(effective.get("max_images", 1) or 1))
 
 
 def _same(a: Any, b: Any) -> bool:

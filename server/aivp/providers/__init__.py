@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 # provider name -> "module:Class"
 BUILTIN: dict[str, str] = {
     "fal": "aivp.providers.fal:FalProvider",
+    "replicate": "aivp.providers.replicate:ReplicateProvider",
+    "byteplus": "aivp.providers.byteplus:BytePlusProvider",
 }
 
 

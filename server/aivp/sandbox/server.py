@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .app import build_app, route_names
-from .control import env as _env
+from .app import env as _env  # every provider's variables, not only fal's
 from .faults import Fault
 from .jobs import Job
 from .state import Config, RequestRecord, SandboxState, Submission
@@ -23,7 +23,8 @@ LOOPBACK = ("127.0.0.1", "localhost")
 
 
 class Sandbox:
-    """A local stand-in for fal (queue, storage, CDN) on 127.0.0.1 that renders placeholder media.
+    """A local stand-in for fal (queue, storage, CDN), Replicate and BytePlus ModelArk on 127.0.0.1
+    that renders placeholder media.
 
         with Sandbox() as sb:
             os.environ.update(sb.env())
@@ -124,8 +125,16 @@ class Sandbox:
     def fal_cdn_url(self) -> str:
         return f"{self.url}/fal/cdn"
 
+    @property
+    def replicate_url(self) -> str:
+        return f"{self.url}/replicate"
+
+    @property
+    def ark_url(self) -> str:
+        return f"{self.url}/byteplus/api/v3"
+
     def env(self) -> dict[str, str]:
-        """AIVP_FAL_QUEUE_URL, AIVP_FAL_REST_URL and AIVP_FAL_CDN_URL for this sandbox."""
+        """AIVP_FAL_QUEUE_URL, AIVP_FAL_REST_URL, AIVP_FAL_CDN_URL, AIVP_REPLICATE_URL and AIVP_ARK_URL for this sandbox."""
         return _env(self.url)
 
     # -- what happened ---------------------------------------------------------------------
@@ -135,8 +144,11 @@ class Sandbox:
         with self.state.lock:
             return list(self.state.submissions)
 
-    def submission_count(self, endpoint: str | None = None) -> int:
-        return self.state.submission_count(endpoint)
+    def submission_count(self, endpoint: str | None = None, provider: str | None = None) -> int:
+        """Accepted submits (fal submits, Replicate creates, BytePlus generations), optionally of one provider."""
+        if provider is None:
+            return self.state.submission_count(endpoint)
+        return sum(1 for s in self.submissions if s.provider == provider and endpoint in (None, s.endpoint))
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -204,14 +216,16 @@ def serve(host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:
     sb = Sandbox(port=port, **options)
     sock = sb._bind()
     lines = [
-        f"aivp sandbox on {sb.url}  (fal queue, storage and CDN; everything it makes is a PLACEHOLDER)",
+        f"aivp sandbox on {sb.url}  (fal, Replicate, BytePlus; everything it makes is a PLACEHOLDER)",
         f"  fal queue  {sb.fal_queue_url}",
         f"  fal rest   {sb.fal_rest_url}",
         f"  fal cdn    {sb.fal_cdn_url}",
+        f"  replicate  {sb.replicate_url}",
+        f"  byteplus   {sb.ark_url}",
         f"  control    {sb.url}/_sandbox/  (stats, faults, config, reset)",
         "point aivp at it with:",
         *(f"  export {k}={v}" for k, v in sb.env().items()),
-        "  export FAL_KEY=sandbox  # any non-empty key is accepted",
+        "  export FAL_KEY=sandbox REPLICATE_API_TOKEN=sandbox ARK_API_KEY=sandbox  # any non-empty key is accepted",
     ]
     print("\n".join(lines), flush=True)
     server = sb._uvicorn(log_level="info", access_log=True)
