@@ -53,14 +53,17 @@ def test_skill_and_readme_name_every_tool(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_the_sample_storyboard_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from aivp.demo import run_demo
 
     root = tmp_path / "demo"
     assert run_demo(root) == 0
     out = capsys.readouterr().out
-    for rel in ("image/characters/mara-front.png", "image/characters/mara-side.png", "image/frames/shot-01-ff.png",
-                "video/clips/shot-01.mp4", "video/log/shot-01.json", "video/plan.md", "image/plan.md"):
+    for rel in ("image/characters/mara-front.png", "image/characters/theo-back.png", "image/locations/lantern-room.png",
+                "image/frames/shot-02-lf.png", "video/clips/shot-01.mp4", "video/clips/shot-06.mp4",
+                "video/clips/group-01.mp4", "video/log/group-01.json", "video/plan.md", "image/plan.md"):
         assert (root / rel).is_file(), rel
         assert rel in out
-    assert "reused=True" in out and "Submissions the sandbox received: 4" in out
+    assert "0 new submission(s)" in out and "would have cost about $" in out
+    plan = (root / "video/plan.md").read_text()
+    assert plan.count("| done |") == 7 and "failed" not in plan

@@ -61,13 +61,17 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
         log_level=settings.log_level,  # type: ignore[arg-type]
     )
     from . import resources
-    from .tools import catalog, generate, jobs, multishot
+    from .tools import catalog, generate, jobs, multishot, storyboard
 
     generate.register(server)
     multishot.register(server)
+    storyboard.register(server)
     jobs.register(server)
     catalog.register(server)
     resources.register(server)
+    from .tools.schema import compact_tools
+
+    compact_tools(server)
     return server
 
 

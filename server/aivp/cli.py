@@ -25,6 +25,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run the main job end to end on the embedded sandbox (no key, no network)")
     p.add_argument("--project", help="folder to create (default: a new aivp-demo-<time> folder here)")
 
+    p = sub.add_parser("run-storyboard", help="plan or run the project's storyboard (portraits, keyframes, clips)")
+    p.add_argument("--project", help="project folder (default: AIVP_PROJECT_DIR, else the working directory)")
+    p.add_argument("--plan", action="store_true", help="only show the steps, models and cost; spend nothing")
+    p.add_argument("--shots", help="only these shots, e.g. 1,3,5")
+    p.add_argument("--multi-shot", action="store_true", help="Kling O3 multi-shot for dialogue scenes")
+    p.add_argument("--video-model", help="clip model (default seedance-1.5-pro)")
+    p.add_argument("--image-model", help="portrait and keyframe model (default nano-banana-pro)")
+    p.add_argument("--hero", help="shots for the hero model, e.g. 6")
+    p.add_argument("--redo", help="shots to make again, e.g. 2,4")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
     p = sub.add_parser("models", help="list catalog models")
     p.add_argument("--task", help="only models that do this task (t2i, edit, i2v, ...)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -37,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
 
     args = parser.parse_args(argv)
-    return {"serve": _serve, "sandbox": _sandbox, "demo": _demo, "models": _models, "jobs": _jobs}[args.command](args)
+    commands = {"serve": _serve, "sandbox": _sandbox, "demo": _demo, "models": _models, "jobs": _jobs,
+                "run-storyboard": _run_storyboard}
+    return commands[args.command](args)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -116,3 +130,49 @@ def _jobs(args: argparse.Namespace) -> int:
         print(f"{r.id}  {r.state:<10} {r.model_id:<24} {files}")
     print(f"spent ${spend['spent_usd']:.2f}, running ${spend['committed_usd']:.2f}, {spend['completed_jobs']} completed")
     return 0
+
+
+def _run_storyboard(args: argparse.Namespace) -> int:
+    """The run_storyboard tool through an in-process MCP client, waiting until the run ends."""
+    import anyio
+
+    from .settings import Settings
+
+    def shots(text: str | None) -> list[str] | None:
+        return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+    request = {"mode": "plan" if args.plan else "run", "multi_shot": args.multi_shot, "concurrency": args.concurrency,
+               "shots": shots(args.shots), "hero_shots": shots(args.hero), "redo": shots(args.redo),
+               "video_model": args.video_model, "image_model": args.image_model, "wait_s": 600}
+    settings = Settings.from_env(project_dir=args.project)
+
+    async def go() -> int:
+        from mcp import Client
+
+        from .app import build_server
+
+        async def progress(p: float, total: float | None, message: str | None) -> None:
+            print(f"  {message}", file=sys.stderr, flush=True)
+
+        async with Client(build_server(settings)) as client:
+            args_in = {k: v for k, v in request.items() if v not in (None, False)}
+            result = await client.call_tool("run_storyboard", args_in, progress_callback=progress)
+            while not result.is_error and result.structured_content and result.structured_content["status"] == "running":
+                result = await client.call_tool("run_storyboard", {"mode": "run", "wait_s": 600},
+                                                progress_callback=progress)
+            if result.is_error:
+                print(result.content[0].text, file=sys.stderr)
+                return 1
+            data = result.structured_content or {}
+            if args.json:
+                print(json.dumps(data, indent=2, ensure_ascii=False))
+            else:
+                print(result.content[0].text)
+                for st in data.get("steps", []):
+                    print(f"  {st['kind']:<9} {', '.join(st['files'])[:52]:<52} {st['model']:<18} {st['mode']:<6} "
+                          f"{st['status']:<8} ${st['estimate_usd']:.3f}  {st['error'] or ''}")
+                for p in data.get("problems", []):
+                    print(f"  problem: {p['file']}:{p['line'] or '-'}: {p['message']}")
+            return 0 if data.get("status") in ("planned", "done") else 1
+
+    return anyio.run(go)

@@ -145,6 +145,12 @@ class JobRunner:
                 log.info("resuming job %s (%s) at %s", row.id, row.endpoint, row.state)
                 self._spawn(row.id)
 
+    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run a task (a storyboard run) in the server's task group: it outlives the tool call."""
+        if self._tg is None:
+            raise RuntimeError("the job runner is not running")
+        self._tg.start_soon(fn, *args)
+
     def _spawn(self, job_id: str) -> None:
         live = self._live.setdefault(job_id, _Live())
         if live.driving or self._tg is None:
@@ -167,8 +173,8 @@ class JobRunner:
                 if r.state == "unknown":  # the same request may already be running (and billed) at the provider
                     raise SubmitUncertain(
                         f"An identical request (job {r.id}) was sent but its answer was lost, so it may be running "
-                        f"at {r.provider} already. Check https://fal.ai/dashboard/requests; to submit it again "
-                        "anyway, call with fresh=true."
+                        f"at {r.provider} already. Check {dashboard(self.providers.get(r.provider))}; to submit it "
+                        "again anyway, call with fresh=true."
                     )
             return None
 
@@ -373,7 +379,8 @@ class JobRunner:
                 ref.url = cached
                 continue
             ref.url = await provider.upload(ref.path, ref.mime or "application/octet-stream")
-            self.ledger.remember_upload(ref.sha256, provider.name, ref.url, ref.size or 0)
+            if not ref.url.startswith("data:"):  # inline "uploads" are not worth caching in the ledger
+                self.ledger.remember_upload(ref.sha256, provider.name, ref.url, ref.size or 0)
 
     async def _follow(self, row: JobRow, provider: Provider) -> bool:
         """Follow the remote job to COMPLETED; True when it is ready to fetch."""
@@ -420,10 +427,11 @@ class JobRunner:
         return row
 
     def _mark_unknown(self, job_id: str, why: str) -> None:
+        row = self.get(job_id)
         self._finish(job_id, "unknown", error_code="submit_uncertain", error=(
-            f"{why}. The provider may have accepted the job, so aivp did not submit it again (that could charge "
-            "twice). Check the provider's dashboard (https://fal.ai/dashboard/requests); if it is not there, call the "
-            "tool again with fresh=true."))
+            f"{why.rstrip('.')}. The provider may have accepted the job, so aivp did not submit it again (that could "
+            f"charge twice). Check {dashboard(self.providers.get(row.provider))}; if it is not there, call the tool "
+            "again with fresh=true."))
 
     def _outputs_exist(self, row: JobRow) -> bool:
         if not row.outputs:
@@ -449,6 +457,11 @@ class JobRunner:
     def publish(self, row: JobRow, message: str) -> None:
         """For outputs.py: progress while downloading."""
         self._publish(row, message)
+
+
+def dashboard(provider: Provider | None) -> str:
+    """Where a person can look for a job at its provider."""
+    return str(getattr(provider, "dashboard", None) or "https://fal.ai/dashboard/requests")
 
 
 def describe_state(row: JobRow) -> str:

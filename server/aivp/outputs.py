@@ -8,6 +8,7 @@ record in image/log or video/log; outputs in the convention folders also get a p
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mimetypes
 from pathlib import Path, PurePosixPath
@@ -58,7 +59,8 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
         converted = await anyio.to_thread.run_sync(_conform_image, tmp, final) if f.kind == "image" else None
         placed = project.place(tmp, final, overwrite=bool(spec.get("overwrite")))
         info = await anyio.to_thread.run_sync(_inspect, placed, f.kind, _expected_seconds(spec))
-        entry = {"path": project.rel(placed), "url": f.url, "sha256": got.sha256, "bytes": got.size,
+        url = f.url if not f.url.startswith("data:") else f"data:{got.content_type or 'image'};sha256={got.sha256}"
+        entry = {"path": project.rel(placed), "url": url, "sha256": got.sha256, "bytes": got.size,
                  "content_type": got.content_type or f.content_type, "kind": f.kind, **info}
         if converted:
             entry["converted_from"] = converted
@@ -69,7 +71,9 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
         runner.publish(row, "cutting the clip into shots")
         done = [*done, *await anyio.to_thread.run_sync(_split_shots, project, row, done[0])]
         row = ledger.update(row.id, outputs=done)
-    cost = row.estimate_usd
+    cost = _actual_cost(row, done)
+    if _has_inline(row.result) or _has_inline(row.handle):  # the files are written: drop the inline bytes
+        row = ledger.update(row.id, result=_strip_inline(row.result), handle=_strip_inline(row.handle))
     row = ledger.update(row.id, state="completed", cost_usd=cost, finished_at=now_iso(), error=None, error_code=None)
     main = [o for o in done if not o.get("split_of")]
     for i, out in enumerate(done):
@@ -101,6 +105,31 @@ def _target(runner: JobRunner, row: JobRow, f: OutputFile, index: int, count: in
     if (spec.get("extra") or {}).get("default_stem") == "group":
         return _next_group(runner.project.root / "video" / "clips", ext)
     return runner.project.default_output(kind, spec.get("prompt") or "", row.id, ext, index, count)
+
+
+def _strip_inline(value: Any) -> Any:
+    """data: URIs (inline outputs) replaced by their type and hash, for the ledger once the files exist."""
+    if isinstance(value, str) and value.startswith("data:") and len(value) > 256:
+        head, _, body = value.partition(",")
+        return f"{head.split(';')[0]};sha256={hashlib.sha256(body.encode()).hexdigest()}"
+    if isinstance(value, dict):
+        return {k: _strip_inline(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_inline(v) for v in value]
+    return value
+
+
+def _has_inline(value: Any) -> bool:
+    return _strip_inline(value) != value
+
+
+def _actual_cost(row: JobRow, outputs: list[dict[str, Any]]) -> float:
+    """Per-image pricing bills the images that came back (a set may return fewer than asked, or more)."""
+    est = row.spec.get("estimate") or {}
+    images = [o for o in outputs if not o.get("split_of")]
+    if est.get("unit") == "image" and est.get("unit_price") is not None and images:
+        return round(float(est["unit_price"]) * len(images), 6)
+    return row.estimate_usd
 
 
 def _next_group(folder: Path, ext: str) -> Path:

@@ -127,6 +127,7 @@ class FalProvider:
     """The fal queue and storage, driven by settings (base URLs, key) and a shared httpx client."""
 
     name = "fal"
+    dashboard = "https://fal.ai/dashboard/requests"
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
         self.settings = settings

@@ -11,7 +11,7 @@ import base64
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
@@ -40,6 +40,7 @@ class AppState:
     project: Project
     ledger_or_error: Ledger | Exception
     runner_or_none: JobRunner | None
+    runs: dict[str, Any] = field(default_factory=dict)  # the storyboard run, while the server lives
 
     @property
     def ledger(self) -> Ledger:

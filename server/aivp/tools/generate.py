@@ -51,10 +51,9 @@ def register(mcp: MCPServer[Any]) -> None:
     ) -> Annotated[CallToolResult, JobResult]:
         """Make keyframes, character sheets, style frames and location plates from text, optionally guided by reference images.
 
-        With references (a character sheet, a previous frame, a style frame) aivp uses a multi-reference
-        edit model. Results land in the project (see `output`) with a JSON record in image/log/.
-        Long jobs return a job_id; call queue_status to collect them. Refused before any charge: unknown
-        models, values outside a model's range, budget overruns."""
+        With references (character sheet, earlier frame, style frame) a multi-reference edit model is used.
+        The result lands in the project (`output`) with a record in image/log/. Long jobs return a job_id:
+        collect it with queue_status. Refused before any charge: unknown models, out-of-range values, budget."""
         call = Call("generate_image", "image", "edit" if references else "t2i", model, {
             "prompt": prompt, "references": references, "aspect_ratio": aspect_ratio, "size": size,
             "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,

@@ -60,40 +60,64 @@ def register(mcp: MCPServer[Any]) -> None:
         dry_run: DryRun = False,
         provider: ProviderArg = None,
     ) -> Annotated[CallToolResult, JobResult]:
-        """Render up to six shots (the model's limit) as one continuous clip with consistent characters (Kling O3/V3).
+        """Render several shots (up to the model's limit, 6 on Kling) as one clip with consistent characters.
 
-        Use it for dialogue scenes and sequences where the same characters must look the same from shot to
-        shot: give each character as an element (frontal image + up to 3 more, from image/characters/) and
-        name them @Name in the shot prompts. With split=true each shot is also saved as its own clip. The
-        group clip goes to video/clips/group-NN.mp4 unless `output` says otherwise; video/log/ gets one
-        record listing the shots. Long: returns a job_id after wait_s; collect it with queue_status."""
-        state = state_of(ctx)
-        elements = elements or []
-        names = {e.name.lstrip("@").lower(): i for i, e in enumerate(elements, start=1)}
-        if len(names) != len(elements):
-            raise InvalidParameterError("Two elements share a name; give each character a different @Name.")
-        prompts = [_rewrite(s.prompt, names, master_prompt) for s in shots]
-        native_elements = [_element(state, e) for e in elements]
-        multi = [{"prompt": p, "duration": _seconds(s.duration)} for p, s in zip(prompts, shots, strict=True)]
-        total = sum(float(m["duration"]) for m in multi)
-        task = "reference-to-video" if (elements or references) else ("i2v" if image else "t2v")
-        roles: dict[str, Any] = {
-            "multi_prompt": multi, "elements": native_elements or None, "references": references,
-            "start_image": image, "end_image": end_image, "duration": total, "aspect_ratio": aspect_ratio,
-            "audio": audio, "negative_prompt": negative_prompt,
-        }
-        extra: dict[str, Any] = {
-            "shots": [{"index": i, "prompt": s.prompt, "sent_prompt": p, "duration": float(m["duration"]), "output": s.output}
-                      for i, (s, p, m) in enumerate(zip(shots, prompts, multi, strict=True), start=1)],
-            "elements": [e.name for e in elements],
-            "split": split,
-            "default_stem": "group",
-        }
-        if any(s.output for s in shots) and not split:
-            raise InvalidParameterError("Per-shot outputs are only written with split=true; set it or drop them.")
-        call = Call("multi_shot_video", "video", task, model or "kling-o3-pro", roles, options, output, overwrite, fresh,
-                    provider=provider, extra=extra)
+        For dialogue scenes and sequences: give each character as an element (frontal image + up to 3
+        more, from image/characters/) and name it @Name in the shot prompts. split=true also saves each
+        shot as its own clip. Default output video/clips/group-NN.mp4 with one record listing the shots.
+        Returns a job_id after wait_s; collect it with queue_status."""
+        call = multishot_call(state_of(ctx), shots, elements or [], master_prompt=master_prompt, references=references,
+                              image=image, end_image=end_image, model=model, aspect_ratio=aspect_ratio, audio=audio,
+                              negative_prompt=negative_prompt, split=split, output=output, overwrite=overwrite,
+                              options=options, fresh=fresh, provider=provider)
         return await _run(ctx, call, wait_s, dry_run)
+
+
+def multishot_call(
+    state: Any,
+    shots: list[ShotIn],
+    elements: list[ElementIn],
+    *,
+    master_prompt: str | None = None,
+    references: list[str] | None = None,
+    image: str | None = None,
+    end_image: str | None = None,
+    model: str | None = None,
+    aspect_ratio: str | None = None,
+    audio: bool | None = None,
+    negative_prompt: str | None = None,
+    split: bool = False,
+    output: str | None = None,
+    overwrite: bool = False,
+    options: dict[str, Any] | None = None,
+    fresh: bool = False,
+    provider: str | None = None,
+) -> Call:
+    """The generic call for a multi-shot clip (used by the tool and by the storyboard pipeline)."""
+    names = {e.name.lstrip("@").lower(): i for i, e in enumerate(elements, start=1)}
+    if len(names) != len(elements):
+        raise InvalidParameterError("Two elements share a name; give each character a different @Name.")
+    prompts = [_rewrite(s.prompt, names, master_prompt) for s in shots]
+    native_elements = [_element(state, e) for e in elements]
+    multi = [{"prompt": p, "duration": _seconds(s.duration)} for p, s in zip(prompts, shots, strict=True)]
+    total = sum(float(m["duration"]) for m in multi)
+    task = "reference-to-video" if (elements or references) else ("i2v" if image else "t2v")
+    roles: dict[str, Any] = {
+        "multi_prompt": multi, "elements": native_elements or None, "references": references,
+        "start_image": image, "end_image": end_image, "duration": total, "aspect_ratio": aspect_ratio,
+        "audio": audio, "negative_prompt": negative_prompt,
+    }
+    extra: dict[str, Any] = {
+        "shots": [{"index": i, "prompt": s.prompt, "sent_prompt": p, "duration": float(m["duration"]), "output": s.output}
+                  for i, (s, p, m) in enumerate(zip(shots, prompts, multi, strict=True), start=1)],
+        "elements": [e.name for e in elements],
+        "split": split,
+        "default_stem": "group",
+    }
+    if any(s.output for s in shots) and not split:
+        raise InvalidParameterError("Per-shot outputs are only written with split=true; set it or drop them.")
+    return Call("multi_shot_video", "video", task, model or "kling-o3-pro", roles, options, output, overwrite, fresh,
+                provider=provider, extra=extra)
 
 
 def _rewrite(prompt: str, names: dict[str, int], master: str | None) -> str:

@@ -5,6 +5,7 @@ Nothing here sends anything or spends money; every refusal happens here or in th
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -45,12 +46,18 @@ class Call:
     extra: dict[str, Any] = field(default_factory=dict)  # more for the record and the output stage (shots, split)
 
 
+# Files a storyboard plan will make but that do not exist yet: a dry run treats them as inputs to be.
+PLANNED: ContextVar[frozenset[str]] = ContextVar("aivp_planned", default=frozenset())
+
+
 def local_input(state: AppState, raw: str, *, expect: str, what: str) -> InputRef:
     """Resolve an input; a URL of an output aivp already saved becomes that local file.
 
     Provider links expire (BytePlus after 24 h, Replicate after an hour) and belong to one provider:
     using the saved file means it is uploaded (re-hosted) to whichever provider runs this call.
     """
+    if raw in PLANNED.get() and not (state.project.root / raw).is_file():
+        return InputRef(raw=raw, kind="url", rel=raw, url=f"planned:{raw}")
     limit = state.settings.max_upload_bytes
     ref = resolve_input(state.project, raw, expect=expect, max_bytes=limit, what=what)  # type: ignore[arg-type]
     if ref.kind == "url" and ref.url:
@@ -164,6 +171,10 @@ def _ready(state: AppState, endpoint: Endpoint, route: Route, model_id: str) -> 
         if not others:
             raise
         names = ", ".join(f"{p} ({KEY_HELP[p][0]})" for p in [route.provider, *others] if p in KEY_HELP)
+        with_key = [p for p in others if state.settings.key_for(p) is not None]
+        if with_key:
+            raise MissingKeyError(f"{exc} Or run {model_id} on {', '.join(with_key)}, whose key is set: pass "
+                                  f"provider='{with_key[0]}' or name the model instead of a {route.provider} alias.") from None
         raise MissingKeyError(f"{model_id} can run on {names}, and none of these keys is set. {exc}") from None
 
 

@@ -1,0 +1,165 @@
+"""Running a storyboard plan in the server: dependencies first, a concurrency limit, plan tables kept current.
+
+A run lives in the server's task group, so the tool call that starts it can return while it goes on.
+Every step goes through the same job runner as a tool call: a step that already has its file costs
+nothing, an identical request in flight is joined, and a finished one is reused, so running the same
+storyboard again (also after a crash) never pays twice for a shot that is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ..errors import AivpError
+from ..jobs import Progress
+from ..ledger import new_id, now_iso
+from ..tools.prepare import PLANNED, prepare
+from .plan import Step
+
+log = logging.getLogger("aivp.pipeline")
+FAILED = ("failed", "blocked", "invalid")
+
+
+@dataclass
+class Event:
+    step: str
+    shots: list[int]
+    message: str
+
+
+@dataclass
+class PipelineRun:
+    """One run of a storyboard: its steps and how far each got."""
+
+    steps: dict[str, Step]
+    concurrency: int
+    id: str = field(default_factory=new_id)
+    started_at: str = field(default_factory=now_iso)
+    status: str = "running"
+    finished_at: str | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+    listeners: set[Callable[[Event], Awaitable[None]]] = field(default_factory=set)
+
+    async def emit(self, step: Step, message: str) -> None:
+        event = Event(step.key, step.shots, message)
+        for fn in list(self.listeners):
+            try:
+                await fn(event)
+            except Exception as exc:  # a listener (a client gone away) must not stop the run
+                log.debug("pipeline listener failed: %s", exc)
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for s in self.steps.values():
+            counts[s.status] = counts.get(s.status, 0) + 1
+        return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+
+async def estimate(state: Any, steps: list[Step]) -> None:
+    """Fill model, endpoint, mode and cost of each step to do, by a dry run: nothing is sent."""
+    planned = frozenset(t for s in steps if s.status != "exists" for t in s.targets)
+    token = PLANNED.set(planned)
+    try:
+        for s in steps:
+            try:
+                req, _ = prepare(state, s.make(state), dry_run=True)
+            except AivpError as exc:
+                s.status, s.error = "invalid", str(exc)
+                continue
+            s.model, s.endpoint, s.mode = req.built.model.id, req.built.route.endpoint, req.mode
+            s.estimate_usd = 0.0 if s.status == "exists" else req.estimate.usd
+    finally:
+        PLANNED.reset(token)
+
+
+def write_plan_rows(state: Any, steps: list[Step]) -> None:
+    """Rows in image/plan.md and video/plan.md for every file of the plan (people's own rows are kept)."""
+    for s in steps:
+        status = {"exists": "done", "invalid": "failed"}.get(s.status, s.status)
+        for t in s.targets:
+            state.project.update_plan(s.plan_kind, t, type_=_type_of(t), model=s.endpoint or s.model, mode=s.mode or "-",
+                                      status=status)
+
+
+def _type_of(target: str) -> str:
+    return target.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+async def execute(state: Any, run: PipelineRun) -> None:
+    """Run every step once its inputs exist, at most `concurrency` jobs at a time."""
+    finished = {key: anyio.Event() for key in run.steps}
+    slots = anyio.Semaphore(max(1, run.concurrency))
+
+    async def one(step: Step) -> None:
+        try:
+            for dep in step.deps:
+                await finished[dep].wait()
+                before = run.steps[dep]
+                if before.status in FAILED:
+                    step.status = "blocked"
+                    step.error = f"needs {', '.join(before.targets)}, which failed: {before.error}"
+                    _set_rows(state, step, "failed")
+                    await run.emit(step, f"blocked: {before.key} failed")
+                    return
+            if step.status in ("exists", "invalid"):
+                return
+            async with slots:
+                await _run_step(state, run, step)
+        except AivpError as exc:
+            step.status, step.error = "failed", str(exc)
+            _set_rows(state, step, "failed")
+            await run.emit(step, f"failed: {exc}")
+        finally:
+            finished[step.key].set()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for step in run.steps.values():
+                tg.start_soon(one, step)
+    finally:
+        statuses = {s.status for s in run.steps.values()}
+        run.status = "done" if not statuses & set(FAILED) else ("failed" if statuses <= {*FAILED, "exists"} else "partial")
+        if not statuses <= {"done", "exists", *FAILED}:
+            run.status = "stopped"  # the server is shutting down; running it again picks up from here
+        run.finished_at = now_iso()
+        run.done.set()
+
+
+async def _run_step(state: Any, run: PipelineRun, step: Step) -> None:
+    call = step.make(state)
+    if step.fresh:  # the shots named to be made again: a new take replaces the file
+        call.fresh, call.overwrite = True, True
+    req, why = prepare(state, call)
+    step.model, step.endpoint, step.mode = req.built.model.id, req.built.route.endpoint, req.mode
+    started = await state.runner.start(req)
+    step.job_id, step.status = started.row.id, "queued"
+    _set_rows(state, step, "queued")
+    await run.emit(step, f"{step.kind} {', '.join(step.targets)}: queued ({why})")
+
+    async def relay(event: Progress) -> None:
+        step.status = "running" if event.state in ("queued", "running", "fetching") else step.status
+        await run.emit(step, f"{step.kind} {step.targets[0]}: {event.message}")
+
+    row = await state.runner.wait(step.job_id, math.inf, relay)
+    while row.active:  # the runner stopped following (lost contact); it retries, so keep waiting
+        await anyio.sleep(5)
+        row = await state.runner.wait(step.job_id, math.inf, relay)
+    if row.state == "completed":
+        step.status, step.error = "done", None
+        await run.emit(step, f"{step.kind} done: {', '.join(o['path'] for o in row.outputs)}")
+    else:
+        step.status, step.error = "failed", row.error or row.state
+        _set_rows(state, step, "failed")
+        await run.emit(step, f"{step.kind} failed: {step.error}")
+
+
+def _set_rows(state: Any, step: Step, status: str) -> None:
+    for t in step.targets:
+        state.project.update_plan(step.plan_kind, t, type_=_type_of(t), model=step.endpoint or step.model,
+                                  mode=step.mode or "-", status=status)
