@@ -376,3 +376,26 @@ async def test_upload_is_a_data_uri_up_to_10_mb(tmp_path: Path) -> None:
         await bp.upload(big, "image/png")
     with pytest.raises(InputFileError, match="only images"):
         await bp.upload(small, "video/mp4")
+
+
+async def test_router_rules_of_the_fal_seedream_seed(project: Path, sandbox: Any) -> None:
+    png(project / "image/ref.png")
+    both = make_settings(project, sandbox, ark_key=Secret(ARK))
+    async with Client(build_server(both)) as c:
+        plain = await ok(c, "generate_image", {"prompt": "no model named", "dry_run": True})
+        assert plain["model"] == "seedream-4.5" and plain["provider"] == "byteplus"
+        fal_t2i = await ok(c, "generate_image", {"prompt": "fal routing", "model": "fal", "dry_run": True})
+        assert fal_t2i["model"] == "flux-2-pro" and fal_t2i["provider"] == "fal"
+        fal_edit = await ok(c, "generate_image", {"prompt": "fal routing", "model": "fal", "references": ["image/ref.png"],
+                                                  "dry_run": True})
+        assert fal_edit["endpoint"] == "fal-ai/nano-banana-pro/edit"
+        for alias in ("nbp", "poster", "nano-banana-pro"):
+            assert (await ok(c, "generate_image", {"prompt": "x", "model": alias, "dry_run": True}))["model"] == "nano-banana-pro"
+        assert (await ok(c, "generate_image", {"prompt": "x", "model": "flux", "dry_run": True}))["model"] == "flux-2-pro"
+    only_fal = make_settings(project, sandbox)
+    async with Client(build_server(only_fal)) as c:
+        assert (await ok(c, "generate_image", {"prompt": "x", "dry_run": True}))["model"] == "nano-banana-pro"
+    configured = make_settings(project, sandbox, ark_key=Secret(ARK), image_model="flux-2-turbo")
+    async with Client(build_server(configured)) as c:
+        assert (await ok(c, "generate_image", {"prompt": "x", "dry_run": True}))["model"] == "flux-2-turbo"
+    assert sandbox.submission_count() == 0

@@ -102,6 +102,9 @@ async def test_animate_a_project_keyframe(client: Client, project: Path, sandbox
     clip = job["files"][0]
     assert clip["path"] == "video/clips/shot-02.mp4" and clip["duration_s"] == pytest.approx(5.0, abs=0.1)
     assert clip["check"]["ok"] and clip["has_audio"] is True
+    from aivp.media import image_size
+
+    assert clip["poster"] == "video/posters/shot-02.jpg" and image_size(project / clip["poster"]) == (clip["width"], clip["height"])
     record = json.loads((project / "video/log/shot-02.json").read_text())
     assert record["mode"] == "I2V" and record["input_image"] == "image/frames/shot-02-ff.png"
     assert record["parameters"]["image_url"]["path"] == "image/frames/shot-02-ff.png"

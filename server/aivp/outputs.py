@@ -198,7 +198,8 @@ def _inspect(path: Path, kind: str, expected_s: float | None) -> dict[str, Any]:
                      "check": {"ok": check.ok, "decoded_frames": check.decoded_frames, "message": check.message}}
             if check.ok:  # a broken file would only make the probe's message less specific than verify's
                 info = media.probe_video(path)
-                found.update(width=info.width, height=info.height, fps=info.fps, has_audio=info.has_audio)
+                found.update(width=info.width, height=info.height, fps=info.fps, has_audio=info.has_audio,
+                             poster=_poster(path))
             return found
         w, h = media.image_size(path)
         return {"width": w, "height": h}
@@ -239,7 +240,7 @@ def _split_shots(project: Any, row: JobRow, group: dict[str, Any]) -> list[dict[
     for s, path, info in zip(shots, free, infos, strict=True):
         parts.append({"path": project.rel(path), "kind": "video", "split_of": group["path"], "shot": s["index"],
                       "width": info.width, "height": info.height, "duration_s": round(info.duration_s, 3),
-                      "has_audio": info.has_audio, "bytes": path.stat().st_size, "url": None})
+                      "has_audio": info.has_audio, "bytes": path.stat().st_size, "url": None, "poster": _poster(path)})
     return parts
 
 
@@ -251,6 +252,21 @@ def _free_name(path: Path) -> Path:
     while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
         n += 1
     return candidate
+
+
+def _poster(clip: Path) -> str | None:
+    """A poster frame beside the clips' folder (video/posters/<stem>.jpg), for review and previews."""
+    from . import media
+
+    root = clip.parent.parent  # video/clips/x.mp4 -> video/
+    out = root / "posters" / f"{clip.stem}.jpg"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        media.poster_frame(clip, out)
+    except Exception as exc:  # a poster is a nicety; the clip is what was paid for
+        log.info("no poster for %s: %s", clip.name, exc)
+        return None
+    return out.relative_to(root.parent).as_posix()
 
 
 def _in_convention_folder(rel: str) -> bool:
@@ -296,7 +312,7 @@ def build_record(row: JobRow, out: dict[str, Any], index: int, count: int) -> di
         "job_cost_usd": row.cost_usd,
         "estimate": spec.get("estimate"),
         "output": {k: out.get(k) for k in ("sha256", "bytes", "content_type", "width", "height", "duration_s",
-                                             "fps", "has_audio", "check") if out.get(k) is not None},
+                                             "fps", "has_audio", "check", "poster") if out.get(k) is not None},
         "output_index": index,
         "outputs_in_job": count,
         "parameters": row.request,

@@ -31,6 +31,7 @@ VARIABLES: dict[str, str] = {
     "ARK_API_KEY": "BytePlus ModelArk API key (Seedream 4.5). Also accepted: BYTEPLUS_API_KEY.",
     "BYTEPLUS_API_KEY": "Alternative name for ARK_API_KEY.",
     "AIVP_PROVIDERS": "Provider preference for models several providers serve, e.g. byteplus,fal,replicate (default: the ones with a key, in catalog order).",
+    "AIVP_IMAGE_MODEL": "Image model used when a call names none (any catalog name or alias; 'fal' = fal routing). Default: seedream on BytePlus when ARK_API_KEY is set, else nano-banana-pro.",
     "AIVP_PROJECT_DIR": "Project root (default: --project, else the working directory).",
     "AIVP_EXTRA_ROOTS": "More folders aivp may read inputs from, separated by the OS path separator.",
     "AIVP_BUDGET_USD": "Spending cap for this project; a submit that would pass it is refused before it is sent.",
@@ -105,6 +106,7 @@ class Settings:
     replicate_token: Secret | None = None
     ark_key: Secret | None = None
     providers: tuple[str, ...] = ()  # preference order for multi-provider models; () = by key presence
+    image_model: str | None = None  # AIVP_IMAGE_MODEL: the image default when a call names no model
     extra_roots: tuple[Path, ...] = ()
     budget_usd: float | None = None
     wait_s: float = 45.0
@@ -160,6 +162,7 @@ class Settings:
             replicate_token=_first_secret(env, "REPLICATE_API_TOKEN"),
             ark_key=_first_secret(env, "ARK_API_KEY", "BYTEPLUS_API_KEY"),
             providers=_provider_order(env.get("AIVP_PROVIDERS", "")),
+            image_model=env.get("AIVP_IMAGE_MODEL", "").strip() or None,
             extra_roots=extra,
             budget_usd=_float(env, "AIVP_BUDGET_USD", None),
             wait_s=_float(env, "AIVP_WAIT_S", 45.0) or 0.0,

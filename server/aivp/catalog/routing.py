@@ -28,6 +28,12 @@ DEFAULTS: dict[str, str] = {
 }
 TASK_OF = {"remove-background": "edit"}
 
+# The fal + Seedream image router (seeds/003): "fal" means fal's own routing, Nano Banana Pro's edit
+# endpoint when there are references and FLUX.2 pro when there are none; with no model named and a
+# BytePlus key present, Seedream 4.5 on BytePlus is the default (5x cheaper, up to 14 references).
+FAL_ROUTING = {"t2i": "fal-ai/flux-2-pro", "edit": "fal-ai/nano-banana-pro/edit"}
+IMAGE_TASKS = ("t2i", "edit")
+
 
 def default_for(task: str) -> tuple[Resolved, str]:
     """The default model for a task and why it was chosen."""
@@ -46,6 +52,24 @@ def default_for(task: str) -> tuple[Resolved, str]:
         raise InvalidParameterError(f"No model in the catalog does {task}.")
     best = min(candidates, key=lambda m: (-m.quality, typical(m).usd))
     return Resolved(best), f"{best.id} is the best-rated model in the catalog for {task}"
+
+
+def image_router(name: str | None, task: str, *, default_image: str | None, byteplus_ready: bool) -> tuple[Resolved, str] | None:
+    """The router's choice for an image call, or None when the ordinary rules apply."""
+    if task not in IMAGE_TASKS:
+        return None
+    if name is not None and name.strip().lower() == "fal":
+        found = resolve(FAL_ROUTING[task])
+        return found, f"{found.model.id}: fal routing ({'references given' if task == 'edit' else 'no references'})"
+    if name is not None:
+        return None
+    if default_image:
+        found = resolve(default_image)
+        return found, f"{found.model.id} is this project's image default (AIVP_IMAGE_MODEL)"
+    if byteplus_ready:
+        found = resolve("seedream")
+        return found, "seedream-4.5 on BytePlus is the default while ARK_API_KEY is set (cheapest, up to 14 references)"
+    return None
 
 
 def tasks_of(model: Model) -> list[str]:

@@ -111,6 +111,7 @@ class FileOut(BaseModel):
     duration_s: float | None = None
     has_audio: bool | None = None
     check: dict[str, Any] | None = Field(default=None, description="Decode/duration check of a clip")
+    poster: str | None = Field(default=None, description="A clip's poster frame (video/posters/)")
 
 
 class JobResult(BaseModel):
@@ -148,7 +149,7 @@ def job_result(state: AppState, row: JobRow, *, reused: bool = False) -> JobResu
         files.append(FileOut(
             path=o["path"], absolute_path=str(project.root / o["path"]), uri=file_uri(o["path"]), kind=o.get("kind", "image"),
             url=o.get("url"), bytes=o.get("bytes"), width=o.get("width"), height=o.get("height"),
-            duration_s=o.get("duration_s"), has_audio=o.get("has_audio"), check=o.get("check"),
+            duration_s=o.get("duration_s"), has_audio=o.get("has_audio"), check=o.get("check"), poster=o.get("poster"),
         ))
     seed = (row.result or {}).get("seed") if isinstance(row.result, dict) else None
     return JobResult(

@@ -28,6 +28,14 @@ class JobLine(BaseModel):
     error: str | None = None
 
 
+class Cancelled(BaseModel):
+    job_id: str
+    request_id: str | None = None
+    status: str = Field(description="canceled, or still running/fetching when the provider had started it")
+    note: str
+    cost_usd: float | None = None
+
+
 class QueueStatus(BaseModel):
     job: JobResult | None = Field(default=None, description="The job asked about")
     recent: list[JobLine] = Field(default=[], description="Recent jobs, newest first (when no job was named)")
@@ -74,14 +82,14 @@ def register(mcp: MCPServer[Any]) -> None:
     async def cancel_job(
         job_id: Annotated[str, Field(min_length=1, description="The job to cancel at the provider.")],
         ctx: Context[Any, Any],
-    ) -> Annotated[CallToolResult, JobResult]:
+    ) -> Annotated[CallToolResult, Cancelled]:
         """Cancel a queued or running job at the provider (only this stops a job; a cancelled tool call does not).
 
         A job still in the queue is dropped without charge; one already running may still finish and be
         billed, and its result is then saved as usual."""
         state = state_of(ctx)
         row, note = await state.runner.cancel(job_id)
-        result = job_result(state, row)
+        result = Cancelled(job_id=row.id, request_id=row.request_id, status=row.state, note=note, cost_usd=row.cost_usd)
         text = f"Job {row.id}: {note} Status: {row.state}."
         return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..catalog import Resolved, effective_params, resolve
 from ..catalog.params import Built, build, choose_endpoint
 from ..catalog.pricing import estimate_call
-from ..catalog.routing import TASK_OF, default_for
+from ..catalog.routing import TASK_OF, default_for, image_router
 from ..catalog.schema import Endpoint, Param, Route
 from ..errors import InvalidParameterError, MissingKeyError
 from ..settings import KEY_HELP
@@ -69,8 +69,13 @@ def local_input(state: AppState, raw: str, *, expect: str, what: str) -> InputRe
     return ref
 
 
-def pick(call: Call) -> tuple[Resolved, str]:
+def pick(state: AppState, call: Call) -> tuple[Resolved, str]:
     """The model and endpoint for a call, and the reason, in words."""
+    settings = state.settings
+    routed = image_router(call.model, TASK_OF.get(call.task, call.task), default_image=settings.image_model,
+                          byteplus_ready=settings.key_for("byteplus") is not None and "byteplus" in state.runner.providers)
+    if routed is not None:
+        return routed
     if call.model:
         found = resolve(call.model)
         return found, f"{found.model.id} as requested"
@@ -78,7 +83,7 @@ def pick(call: Call) -> tuple[Resolved, str]:
 
 
 def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobRequest, str]:
-    found, why = pick(call)
+    found, why = pick(state, call)
     model = found.model
     task = TASK_OF.get(call.task, call.task)
     endpoint: Endpoint = found.endpoint or choose_endpoint(model, task)

@@ -81,8 +81,8 @@ def register(mcp: MCPServer[Any]) -> None:
             if mode == "run":
                 await _wait(ctx, current, wait_s)
             return _result(state, sb, current, mode, current.steps.values(), note="A run is already going; this shows it.")
-        opts = _options(sb, shots, stages, video_model, image_model, multi_shot, hero_shots, hero_model, overrides, redo,
-                        audio, resolution)
+        opts = _options(sb, shots, stages, video_model, image_model or _image_default(state), multi_shot, hero_shots,
+                        hero_model, overrides, redo, audio, resolution)
         steps = Planner(sb, state.project, opts).build()
         await estimate(state, steps)
         if mode == "plan":
@@ -148,6 +148,15 @@ def _options(sb: Any, shots: list[str] | None, stages: list[str] | None, video_m
         if name:
             resolve(name)  # an unknown model is refused now, naming the catalog, not halfway through a run
     return opts
+
+
+def _image_default(state: AppState) -> str | None:
+    """The project's image default, or Seedream on BytePlus when its key is set (the router's rule)."""
+    if state.settings.image_model:
+        return state.settings.image_model
+    if state.settings.key_for("byteplus") is not None and "byteplus" in state.runner.providers:
+        return "seedream"
+    return None
 
 
 def _check_budget(state: AppState, total: float) -> None:
