@@ -165,3 +165,46 @@ async def test_key_never_in_ledger_records_results_or_logs(project: Path, sandbo
         auth = {k.lower(): v for k, v in rec.headers.items()}.get("authorization", "")
         if KEY_SECRET in auth:
             assert rec.route in ("submit", "status", "stream", "result", "cancel", "token", "initiate"), rec.route
+
+
+async def test_storyboard_cli_killed_midway_reruns_to_the_end_paying_once(project: Path, sandbox: Any,
+                                                                          tmp_path: Path) -> None:
+    import shutil
+
+    from aivp.demo import SAMPLE
+
+    shutil.copytree(SAMPLE, project, dirs_exist_ok=True)
+    sandbox.configure(image_s=0.5, video_s=1.5)
+    env = server_env(project, sandbox)
+    log = (tmp_path / "run-1.txt").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "aivp", "run-storyboard", "--project", str(project)],
+                            stdout=log, stderr=log, env=env, cwd=str(project))
+    ledger = project / ".aivp" / "ledger.sqlite3"
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # kill mid-run, between submits, with jobs still out at the provider
+            if sandbox.submission_count() >= 8 and ledger.exists():
+                with sqlite3.connect(ledger) as db:
+                    busy = db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'submitting')").fetchone()[0]
+                    running = db.execute("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')").fetchone()[0]
+                if busy == 0 and running > 0:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        log.close()
+    assert not (project / "video/clips/shot-06.mp4").exists()
+    second = subprocess.run([sys.executable, "-m", "aivp", "run-storyboard", "--project", str(project)],
+                            capture_output=True, text=True, env=env, cwd=str(project), timeout=180)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Storyboard run" in second.stdout
+    for n in range(1, 7):
+        assert (project / f"video/clips/shot-{n:02d}.mp4").is_file()
+    seen: dict[str, int] = {}
+    for s in sandbox.submissions:
+        key = repr(sorted((k, str(v)) for k, v in s.payload.items() if k in ("prompt", "image_url", "image_urls")))
+        seen[key] = seen.get(key, 0) + 1
+    assert max(seen.values()) == 1 and sandbox.submission_count() == 22
+    assert KEY_SECRET not in second.stdout + second.stderr + (tmp_path / "run-1.txt").read_text()
