@@ -63,6 +63,7 @@ class JobRequest:
     record_type: str = "image"
     plan_type: str | None = None  # row "Type" in plan.md; None: no plan row
     extra: dict[str, Any] = field(default_factory=dict)  # more record fields (character_refs ...)
+    budget_usd: float | None = None  # the cap for this project (AIVP_BUDGET_USD, else aivp.toml)
 
     @property
     def provider(self) -> str:
@@ -178,16 +179,18 @@ class JobRunner:
                     )
             return None
 
+        budget = req.budget_usd if req.budget_usd is not None else self.settings.budget_usd
+
         def within_budget() -> None:
-            if self.settings.budget_usd is None:
+            if budget is None:
                 return
             spend = self.ledger.spend()
             total = spend["spent_usd"] + spend["committed_usd"] + req.estimate.usd
-            if total > self.settings.budget_usd + 1e-9:
+            if total > budget + 1e-9:
                 raise BudgetExceeded(
                     f"This call would cost about ${req.estimate.usd:.2f}; with ${spend['spent_usd']:.2f} spent and "
-                    f"${spend['committed_usd']:.2f} in running jobs it would pass the ${self.settings.budget_usd:.2f} "
-                    "budget (AIVP_BUDGET_USD). Nothing was sent. Raise the budget or pick a cheaper model."
+                    f"${spend['committed_usd']:.2f} in running jobs it would pass the ${budget:.2f} "
+                    "budget (AIVP_BUDGET_USD or aivp.toml). Nothing was sent. Raise the budget or pick a cheaper model."
                 )
 
         b = req.built

@@ -28,18 +28,8 @@ def load_storyboard(root: Path) -> Storyboard:
         what = "is not a folder" if root.exists() else "does not exist"
         raise InputFileError(f"The project root {str(root)!r} {what}; pass the folder that holds script/ and storyboard/.")
     root = root.resolve()
-    problems: list[Problem] = []
-    ctx = Ctx("", problems, {}, {})
-    for path in _markdown_files(root / "script/characters"):
-        character = _character(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
-        if (clash := ctx.characters.get(character.name.lower())) is not None:
-            ctx.at(character.file).problem(1, f"a second sheet for {character.name} (the first is {clash.file}); "
-                                              "keep one file per character")
-            continue
-        ctx.characters[character.name.lower()] = character
-    for path in _markdown_files(root / "script/scenes"):
-        scene = _scene(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
-        ctx.scenes[scene.slug] = scene
+    ctx = load_cast(root)
+    problems = ctx.problems
 
     if not (root / FINAL).is_dir():
         problems.append(Problem(FINAL, None, f"there is no {FINAL}/ folder in {root}: write the storyboard there first "
@@ -58,6 +48,22 @@ def load_storyboard(root: Path) -> Storyboard:
         for _, message in keyframe_order(shots, [])[1]:  # only a reference cycle can be reported here
             problems.append(Problem(f"{FINAL}/shots", None, message))
     return Storyboard(root, shots, ctx.characters, ctx.scenes, plan, problems, project)
+
+
+def load_cast(root: Path) -> Ctx:
+    """The characters (script/characters/) and scenes (script/scenes/) of a project, with their problems."""
+    ctx = Ctx("", [], {}, {})
+    for path in _markdown_files(root / "script/characters"):
+        character = _character(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
+        if (clash := ctx.characters.get(character.name.lower())) is not None:
+            ctx.at(character.file).problem(1, f"a second sheet for {character.name} (the first is {clash.file}); "
+                                              "keep one file per character")
+            continue
+        ctx.characters[character.name.lower()] = character
+    for path in _markdown_files(root / "script/scenes"):
+        scene = _scene(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
+        ctx.scenes[scene.slug] = scene
+    return ctx
 
 
 def _markdown_files(folder: Path) -> list[Path]:

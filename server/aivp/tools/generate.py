@@ -9,11 +9,12 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from .common import JobResult, as_tool_result, boundary, follow, state_of
+from .calls import edit_call, image_call, video_call
 from .prepare import Call, prepare
 
 PAID = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 
-Prompt = Annotated[str, Field(min_length=1, description="What to make. For video: scene, action, dialogue in quotes, camera, sound.")]
+Prompt = Annotated[str, Field(min_length=1, description="What to make; @Name brings in a registered character or location (description + sheet). For video: scene, action, dialogue in quotes, camera, sound.")]
 Model = Annotated[str | None, Field(description="Catalog id, alias or fal endpoint id (see search_models). Leave empty to let aivp choose.")]
 Refs = Annotated[list[str] | None, Field(description="Reference images: project paths (uploaded for you), http(s) URLs or data: URIs. Character sheets first.")]
 Ratio = Annotated[str | None, Field(description="Aspect ratio such as 16:9, 9:16, 1:1, 4:3, 3:4.")]
@@ -25,6 +26,9 @@ Options = Annotated[dict[str, Any] | None, Field(description="Model-native param
 WaitS = Annotated[float | None, Field(ge=0, le=600, description="Seconds to wait for the result (default 45). Past it you get a job_id; the job keeps running and queue_status fetches it.")]
 Fresh = Annotated[bool, Field(description="Pay for a new generation even if an identical request already finished (otherwise its files are returned free).")]
 ProviderArg = Annotated[Literal["fal", "replicate", "byteplus"] | None, Field(description="For models several providers serve (Seedream 4.5, FLUX): which one runs it. Default: AIVP_PROVIDERS, else whichever has a key.")]
+Variations = Annotated[dict[str, str] | None, Field(description="For @mentioned assets, the variation to use this time, e.g. {\"Mara\": \"night\"} (or write @Mara:night).")]
+Tier = Annotated[Literal["fast", "standard", "premium"] | None, Field(description="With no model: pick the cheapest model of this tier.")]
+Consistency = Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="With no model: the character consistency the model must reach.")]
 DryRun = Annotated[bool, Field(description="Check the arguments and return the model, the native input and the cost estimate without sending or spending anything.")]
 
 
@@ -48,16 +52,19 @@ def register(mcp: MCPServer[Any]) -> None:
         fresh: Fresh = False,
         dry_run: DryRun = False,
         provider: ProviderArg = None,
+        variations: Variations = None,
+        tier: Tier = None,
+        consistency: Consistency = None,
     ) -> Annotated[CallToolResult, JobResult]:
         """Make keyframes, character sheets, style frames and location plates from text, optionally guided by reference images.
 
         With references (character sheet, earlier frame, style frame) a multi-reference edit model is used.
         The result lands in the project (`output`) with a record in image/log/. Long jobs return a job_id:
         collect it with queue_status. Refused before any charge: unknown models, out-of-range values, budget."""
-        call = Call("generate_image", "image", "edit" if references else "t2i", model, {
-            "prompt": prompt, "references": references, "aspect_ratio": aspect_ratio, "size": size,
-            "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
-        }, options, output, overwrite, fresh, provider=provider)
+        call = image_call(prompt=prompt, model=model, references=references, aspect_ratio=aspect_ratio, size=size,
+                          num_images=num_images, seed=seed, negative_prompt=negative_prompt, output=output,
+                          overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
+                          tier=tier, consistency=consistency)
         return await _run(ctx, call, wait_s, dry_run)
 
     @mcp.tool(title="Edit image", annotations=PAID)
@@ -84,20 +91,16 @@ def register(mcp: MCPServer[Any]) -> None:
         fresh: Fresh = False,
         dry_run: DryRun = False,
         provider: ProviderArg = None,
+        variations: Variations = None,
     ) -> Annotated[CallToolResult, JobResult]:
         """Edit, inpaint, restyle, remove the background of, or upscale an image.
 
         Instruction edits need no mask: describe the change. Reference images compose elements into the
         image ("the jacket from image 2"). The result is a new file; the source is never modified."""
-        task = {"edit": "edit", "inpaint": "inpaint", "upscale": "upscale", "restyle": "i2i",
-                "remove_background": "remove-background"}[operation]
-        if operation == "remove_background" and not prompt:
-            prompt = "Remove the background completely; keep the subject unchanged on a plain white background."
-        call = Call("edit_image", "image", task, model, {
-            "prompt": prompt, "image": image, "mask": mask, "references": references, "strength": strength,
-            "upscale_factor": upscale_factor, "aspect_ratio": aspect_ratio, "size": size,
-            "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
-        }, options, output, overwrite, fresh, provider=provider)
+        call = edit_call(image=image, prompt=prompt, operation=operation, mask=mask, references=references,
+                         strength=strength, upscale_factor=upscale_factor, model=model, aspect_ratio=aspect_ratio,
+                         size=size, num_images=num_images, seed=seed, negative_prompt=negative_prompt, output=output,
+                         overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations)
         return await _run(ctx, call, wait_s, dry_run)
 
     @mcp.tool(title="Generate video", annotations=PAID)
@@ -124,29 +127,17 @@ def register(mcp: MCPServer[Any]) -> None:
         fresh: Fresh = False,
         dry_run: DryRun = False,
         provider: ProviderArg = None,
+        variations: Variations = None,
     ) -> Annotated[CallToolResult, JobResult]:
         """Make a clip from text, animate a keyframe (start frame, optional end frame), or follow reference images.
 
         Video takes 10 s to 5 min: this call waits up to wait_s, then returns a job_id while the job keeps
         running on the server; call queue_status(job_id, wait_s=30) to collect it. The clip is checked
         (it decodes, its length matches) and saved with a record in video/log/."""
-        if video:
-            task = "v2v"
-        elif image and end_image:
-            task = "first-last-frame"
-        elif image:
-            task = "i2v"
-        elif references:
-            task = "reference-to-video"
-        else:
-            task = "t2v"
-        call = Call("generate_video", "video", task, model, {
-            # with a source video, `image` is a reference picture (e.g. motion control), not a start frame
-            "prompt": prompt, "start_image": None if video else image, "image": image if video else None,
-            "end_image": end_image, "references": references, "video": video,
-            "duration": duration, "aspect_ratio": aspect_ratio, "resolution": resolution, "audio": audio,
-            "camera_fixed": camera_fixed, "seed": seed, "negative_prompt": negative_prompt,
-        }, options, output, overwrite, fresh, provider=provider)
+        call = video_call(prompt=prompt, model=model, image=image, end_image=end_image, references=references,
+                          video=video, duration=duration, aspect_ratio=aspect_ratio, resolution=resolution, audio=audio,
+                          camera_fixed=camera_fixed, seed=seed, negative_prompt=negative_prompt, output=output,
+                          overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations)
         return await _run(ctx, call, wait_s, dry_run)
 
 

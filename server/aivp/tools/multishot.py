@@ -51,6 +51,7 @@ def register(mcp: MCPServer[Any]) -> None:
         aspect_ratio: Ratio = None,
         audio: Annotated[bool | None, Field(description="Native audio (dialogue, effects).")] = None,
         negative_prompt: Negative = None,
+        variations: Annotated[dict[str, str] | None, Field(description="Variation per mentioned asset for this call, e.g. {\"Mara\": \"night\"}.")] = None,
         split: Annotated[bool, Field(description="Also cut the result into one clip per shot at the shot boundaries (audio kept).")] = False,
         output: Output = None,
         overwrite: Overwrite = False,
@@ -69,7 +70,7 @@ def register(mcp: MCPServer[Any]) -> None:
         call = multishot_call(state_of(ctx), shots, elements or [], master_prompt=master_prompt, references=references,
                               image=image, end_image=end_image, model=model, aspect_ratio=aspect_ratio, audio=audio,
                               negative_prompt=negative_prompt, split=split, output=output, overwrite=overwrite,
-                              options=options, fresh=fresh, provider=provider)
+                              options=options, fresh=fresh, provider=provider, variations=variations)
         return await _run(ctx, call, wait_s, dry_run)
 
 
@@ -92,12 +93,20 @@ def multishot_call(
     options: dict[str, Any] | None = None,
     fresh: bool = False,
     provider: str | None = None,
+    variations: dict[str, str] | None = None,
 ) -> Call:
-    """The generic call for a multi-shot clip (used by the tool and by the storyboard pipeline)."""
+    """The generic call for a multi-shot clip (used by the tool and by the storyboard pipeline).
+
+    With no elements given, characters mentioned as @Name become elements (their sheets), locations
+    become reference images (@Image1 ...), and their descriptions go into the master prompt."""
+    images: dict[str, int] = {}
+    if not elements:
+        elements, references, master_prompt, images = _from_assets(
+            state, [master_prompt, *(s.prompt for s in shots)], list(references or []), master_prompt, variations)
     names = {e.name.lstrip("@").lower(): i for i, e in enumerate(elements, start=1)}
     if len(names) != len(elements):
         raise InvalidParameterError("Two elements share a name; give each character a different @Name.")
-    prompts = [_rewrite(s.prompt, names, master_prompt) for s in shots]
+    prompts = [_rewrite(s.prompt, names, master_prompt, images) for s in shots]
     native_elements = [_element(state, e) for e in elements]
     multi = [{"prompt": p, "duration": _seconds(s.duration)} for p, s in zip(prompts, shots, strict=True)]
     total = sum(float(m["duration"]) for m in multi)
@@ -120,15 +129,48 @@ def multishot_call(
                 provider=provider, extra=extra)
 
 
-def _rewrite(prompt: str, names: dict[str, int], master: str | None) -> str:
-    """@Name -> @ElementN; the master prompt goes first. Unknown @words are left as written."""
+def _rewrite(prompt: str, names: dict[str, int], master: str | None, images: dict[str, int] | None = None) -> str:
+    """@Name -> @ElementN, @location -> @ImageN; the master prompt goes first. Unknown @words stay as written."""
+    images = images or {}
 
     def swap(m: re.Match[str]) -> str:
+        if ELEMENT_REF.fullmatch(m.group(0)):
+            return m.group(0)
         key = m.group(1).lower()
-        return f"@Element{names[key]}" if key in names else m.group(0)
+        if key in names:
+            return f"@Element{names[key]}"
+        if key in images:
+            return f"@Image{images[key]}"
+        return m.group(0)
 
-    text = re.sub(r"@([^\s@,.;:!?\"'()\[\]]+)", lambda m: m.group(0) if ELEMENT_REF.fullmatch(m.group(0)) else swap(m), prompt)
+    text = re.sub(r"@([^\s@,.;:!?\"'()\[\]]+)(?::[\w-]+)?", swap, prompt)
     return f"{master.strip()} {text}" if master and master.strip() else text
+
+
+def _from_assets(state: Any, texts: list[str | None], references: list[str], master: str | None,
+                 variations: dict[str, str] | None) -> tuple[list[ElementIn], list[str], str | None, dict[str, int]]:
+    """Elements and reference images for the assets the shots mention (see mentions.py)."""
+    from ..mentions import mentioned
+
+    root = state.project.root
+    elements: list[ElementIn] = []
+    images: dict[str, int] = {}
+    cast: list[str] = []
+    for name, asset, variation in mentioned(state.project, texts, variations):
+        files = asset.images(root, variation)
+        if not files:
+            raise InvalidParameterError(
+                f"@{name} has no {'sheet' if asset.kind == 'character' else 'plate'} for '{variation.name}' yet "
+                f"({asset.image(variation)}); make it with make_asset_sheet, or pass elements yourself.")
+        if asset.kind == "character":
+            elements.append(ElementIn(name=name, frontal_image=files[0], references=files[1:4]))
+        else:
+            references.append(files[0])
+            images[name.lower()] = len(references)
+        cast.append(f"{asset.name}: {asset.text(variation)}")
+    if cast:
+        master = " ".join(x for x in (master, "Cast and places — " + "; ".join(cast) + ".") if x)
+    return elements, references, master, images
 
 
 def _seconds(value: float) -> str:

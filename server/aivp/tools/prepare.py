@@ -13,7 +13,9 @@ from typing import Any
 from ..catalog import Resolved, effective_params, resolve
 from ..catalog.params import Built, build, choose_endpoint
 from ..catalog.pricing import estimate_call
-from ..catalog.routing import TASK_OF, default_for, image_router
+from ..catalog.routing import TASK_OF, Wants, choose, image_router, ref_cap
+from ..mentions import Expansion, drop_to, expand
+from ..project_config import ProjectConfig, load_config
 from ..catalog.schema import Endpoint, Param, Route
 from ..errors import InvalidParameterError, MissingKeyError
 from ..settings import KEY_HELP
@@ -44,6 +46,9 @@ class Call:
     soft: set[str] = field(default_factory=set)
     provider: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # more for the record and the output stage (shots, split)
+    variations: dict[str, str] | None = None  # per-call variation of a mentioned asset: {"Mara": "night"}
+    consistency: str | None = None  # model choice: none | weak | medium | strong
+    tier: str | None = None  # model choice: fast | standard | premium
 
 
 # Files a storyboard plan will make but that do not exist yet: a dry run treats them as inputs to be.
@@ -69,32 +74,53 @@ def local_input(state: AppState, raw: str, *, expect: str, what: str) -> InputRe
     return ref
 
 
-def pick(state: AppState, call: Call) -> tuple[Resolved, str]:
-    """The model and endpoint for a call, and the reason, in words."""
+def pick(state: AppState, call: Call, task: str, refs: int, prompt: str, config: ProjectConfig) -> tuple[Resolved, str]:
+    """The model and endpoint for a call, and the reason, in words (routing rules in catalog/routing.py)."""
     settings = state.settings
-    routed = image_router(call.model, TASK_OF.get(call.task, call.task), default_image=settings.image_model,
-                          byteplus_ready=settings.key_for("byteplus") is not None and "byteplus" in state.runner.providers)
-    if routed is not None:
-        return routed
+    byteplus = settings.key_for("byteplus") is not None and "byteplus" in state.runner.providers
     if call.model:
+        routed = image_router(call.model, task, default_image=None, byteplus_ready=byteplus)
+        if routed is not None:
+            return routed
         found = resolve(call.model)
         return found, f"{found.model.id} as requested"
-    return default_for(call.task)
+    wants = Wants(task, refs=refs, prompt=prompt, consistency=call.consistency or config.consistency,
+                  tier=call.tier or config.tier, configured=config.models.get(task) or config.models.get(call.task),
+                  image_default=settings.image_model, byteplus_ready=byteplus,
+                  source_in_refs=bool(call.roles.get("image")) and call.tool == "edit_image")
+    return choose(wants)
 
 
 def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobRequest, str]:
-    found, why = pick(state, call)
-    model = found.model
+    config = load_config(state.project.root)
+    roles = dict(call.roles)
+    soft = set(call.soft)
+    for role, value in (("aspect_ratio", config.aspect_ratio), ("negative_prompt", config.negative_prompt)):
+        if value and roles.get(role) is None and roles.get("prompt") is not None:
+            roles[role] = value  # project settings apply where a model has the setting, silently elsewhere
+            soft.add(role)
+    exp = expand(state.project, roles.get("prompt"), roles.get("references"), call.variations)
     task = TASK_OF.get(call.task, call.task)
+    if exp.references and task == "t2i":
+        task = "edit"  # references turn text-to-image into a reference-guided edit
+    elif exp.references and (task == "t2v" or (task == "i2v" and call.model is None)):
+        task = "reference-to-video"
+    found, why = pick(state, call, task, len(exp.references), exp.prompt, config)
+    model = found.model
     endpoint: Endpoint = found.endpoint or choose_endpoint(model, task)
     route = found.route or choose_route(state, endpoint, model.id, call.provider or found.provider)
     if found.route is not None and call.provider and call.provider != found.route.provider:
         raise InvalidParameterError(
             f"{call.model!r} is the {found.route.provider} endpoint; it cannot run on {call.provider}. "
             f"Name the model ({model.id}) instead to let aivp pick the {call.provider} route.")
+    if exp.mentioned:
+        cap = ref_cap(model, endpoint.task, bool(roles.get("image")) and call.tool == "edit_image")
+        if cap is not None and len(exp.references) > cap:  # the caller's own list alone is refused by the catalog
+            exp = drop_to(exp, cap, model.id)
+        roles["prompt"] = exp.prompt
+        roles["references"] = exp.references or None
     if not dry_run:  # an estimate needs no key
         _ready(state, endpoint, route, model.id)
-    roles = dict(call.roles)
     for role in IMAGE_ROLES:
         if isinstance(roles.get(role), str):
             roles[role] = local_input(state, roles[role], expect="image", what=role.replace("_", " "))
@@ -104,7 +130,6 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
         roles["references"] = [local_input(state, r, expect="image", what="reference image") for r in roles["references"]]
     options = _option_inputs(state, call.options, effective_params(model, endpoint, route))
     targets = None
-    soft = set(call.soft)
     if call.output:
         target = state.project.output_path(call.output)
         targets = [state.project.rel(target)]
@@ -118,13 +143,15 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
             roles["output_format"] = "jpeg" if ext == "jpg" else ext
             soft.add("output_format")
     built = _build_fitting(model, endpoint, route, roles, options, soft)
+    built.warnings.extend(exp.notes)
     est = estimate_call(model, endpoint, route, built.effective)
     req = JobRequest(
         tool=call.tool, built=built, kind=call.kind,
         mode="MULTI" if call.extra.get("shots") else MODES.get(endpoint.task if found.endpoint else task, task.upper()),
         prompt=roles.get("prompt") or _shots_prompt(call.extra), estimate=est, targets=targets, overwrite=call.overwrite,
         fresh=call.fresh, record_type="group" if call.extra.get("shots") else _record_type(targets, call.kind),
-        plan_type=_plan_type(targets), extra={**_extra(roles), **call.extra},
+        plan_type=_plan_type(targets), extra={**_extra(roles), **call.extra, **_cast(exp)},
+        budget_usd=state.settings.budget_usd if state.settings.budget_usd is not None else config.budget_usd,
     )
     return req, why
 
@@ -196,6 +223,12 @@ def _plan_type(targets: list[str] | None) -> str | None:
         return None
     stem = PurePosixPath(targets[0]).stem
     return stem if targets[0].startswith(tuple(CONVENTION_TYPES)) else None
+
+
+def _cast(exp: Expansion) -> dict[str, Any]:
+    if not exp.cast:
+        return {}
+    return {"mentions": [{"name": a.name, "kind": a.kind, "variation": v.name} for a, v in exp.cast]}
 
 
 def _shots_prompt(extra: dict[str, Any]) -> str | None:
