@@ -1,7 +1,7 @@
-"""Run the five aivp benchmarks, each in a fresh interpreter, then print one summary table.
+"""Run the aivp benchmarks, each in a fresh interpreter, then print one summary table.
 
-    python bench/run_all.py            # full: 30 jobs, 200 concurrent, up to 1 GiB, 10 cold starts
-    python bench/run_all.py --quick    # under ~2 minutes: 10 jobs, 100 concurrent, up to 256 MiB, 5 cold starts
+    python bench/run_all.py            # full: 30 jobs, 200 concurrent, up to 1 GiB, 10 cold starts, 30-shot storyboard
+    python bench/run_all.py --quick    # under ~2 minutes: 10 jobs, 100 concurrent, up to 256 MiB, 5 cold starts, 12 shots
     python bench/run_all.py --only 1,5 # a subset (numbers as in the README)
 
 Nothing here asserts: the table says whether each target is met, and the exit code is 0 either way
@@ -28,13 +28,14 @@ BENCHES = {  # number -> (title, script, extra args for the full run)
     "3": ("200 concurrent 2 s jobs", "bench_concurrency.py", []),
     "4": ("memory while downloading huge outputs", "bench_memory.py", []),
     "5": ("cold start over stdio", "bench_coldstart.py", []),
+    "6": ("a 30-shot storyboard through run_storyboard", "bench_storyboard.py", []),
 }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller N; 256 MiB instead of 1 GiB")
-    ap.add_argument("--only", help="comma-separated benchmark numbers (1 covers 1 and 2): 1,3,4,5")
+    ap.add_argument("--only", help="comma-separated benchmark numbers (1 covers 1 and 2): 1,3,4,5,6")
     args = ap.parse_args()
     wanted = [b.strip() for b in args.only.split(",")] if args.only else list(BENCHES)
     wanted = ["1" if w == "2" else w for w in wanted]
