@@ -52,6 +52,24 @@ def test_skill_and_readme_name_every_tool(tmp_path: Path) -> None:
     assert mentioned <= tools | {"multi_shot_video", "run_storyboard"}, mentioned - tools
 
 
+def test_storyboard_prompt_plans_before_it_runs(tmp_path: Path) -> None:
+    async def prompt() -> tuple[set[str], str, str]:
+        async with Client(build_server(Settings.from_env({}, project_dir=tmp_path))) as c:
+            names = {p.name for p in (await c.list_prompts()).prompts}
+            default = await c.get_prompt("storyboard_to_clips")
+            chosen = await c.get_prompt("storyboard_to_clips", {"multi_shot": "yes", "shots": "2, 1.3"})
+            texts = ["\n".join(m.content.text for m in r.messages) for r in (default, chosen)]  # type: ignore[union-attr]
+            return names, texts[0], texts[1]
+
+    names, default, chosen = anyio.run(prompt)
+    assert {"animate_keyframe", "character_sheet", "storyboard_to_clips"} <= names
+    for text in (default, chosen):
+        assert "run_storyboard(mode='plan'" in text and "run_storyboard(mode='run'" in text
+        assert text.index("mode='plan'") < text.index("mode='run'") and "mode='status'" in text
+    assert "multi_shot" not in default and "shots=" not in default
+    assert "multi_shot=true, shots=['2', '1.3']" in chosen
+
+
 @pytest.mark.slow
 def test_demo_runs_the_sample_storyboard_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from aivp.demo import run_demo

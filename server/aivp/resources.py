@@ -114,3 +114,28 @@ def register(mcp: MCPServer[Any]) -> None:
             "consistent in every later keyframe.\n"
             "4. Show me the three files."
         )
+
+    @mcp.prompt(title="Storyboard to clips")
+    def storyboard_to_clips(multi_shot: str = "no", shots: str = "") -> str:
+        """Turn the project's storyboard into portraits, keyframes and clips: plan and show the cost, then run and report.
+
+        multi_shot: "yes" renders dialogue scenes as Kling multi-shot calls; shots: e.g. "1, 3" (default: all)."""
+        wanted = [s.strip() for s in shots.replace(";", ",").split(",") if s.strip()]
+        grouped = multi_shot.strip().lower() in ("yes", "y", "true", "1", "on")
+        args = (", multi_shot=true" if grouped else "") + (f", shots={wanted!r}" if wanted else "")
+        scope = f"shots {', '.join(wanted)} (and what they need)" if wanted else "every shot"
+        return (
+            f"Turn the storyboard in storyboard/storyboard-final/ into clips for {scope}"
+            f"{', with dialogue scenes as Kling multi-shot calls' if grouped else ''}.\n\n"
+            f"1. Call run_storyboard(mode='plan'{args}). It spends nothing. Show me its steps (portraits, location "
+            "plates, keyframes, clips, multi-shot groups) with model, mode and estimate, the total estimate_usd, and "
+            "every entry of `problems` as file:line: message.\n"
+            "2. Stop there and ask me to go ahead, naming the total. If problems or invalid steps matter, say what "
+            "to fix in which storyboard file first.\n"
+            f"3. When I agree, call run_storyboard(mode='run'{args}). It returns after wait_s while the run goes on "
+            "in the server; follow it with run_storyboard(mode='status') about every 30 s until the status is done, "
+            "partial or failed.\n"
+            "4. Report each shot's status and clip (video/clips/), the errors of failed or blocked shots and how to "
+            "fix them, and what was spent (queue_status() gives spent_usd). A second run only makes what is "
+            "missing or failed; nothing done is paid twice."
+        )

@@ -1,9 +1,11 @@
 """aivp's sandbox: a real HTTP server on 127.0.0.1 that speaks the providers' wire protocols.
 
-It stands in for fal.ai (queue, storage, CDN) so aivp's own clients can be tested end to end
-with no key and no network, renders real placeholder media (PNG cards, H.264 MP4 clips) that
-say PLACEHOLDER on every frame, and misbehaves on request (faults, stuck queues, safety
-refusals, expired URLs, huge outputs). Imported only by tests, `aivp sandbox` and `aivp demo`.
+It stands in for fal.ai (queue, storage, CDN, under /fal), Replicate (predictions, files and
+output delivery, under /replicate) and BytePlus ModelArk Seedream (synchronous image generation
+and expiring signed links, under /byteplus), so aivp's own clients can be tested end to end with
+no key and no network. It renders real placeholder media (PNG cards, H.264 MP4 clips) that say
+PLACEHOLDER on every frame, and misbehaves on request (faults, stuck queues, safety refusals,
+expired URLs, huge outputs). Imported only by tests, `aivp sandbox` and `aivp demo`.
 
     from aivp.sandbox import Sandbox
     with Sandbox() as sb:
@@ -11,7 +13,8 @@ refusals, expired URLs, huge outputs). Imported only by tests, `aivp sandbox` an
         ...
 
 Modules: `server` (Sandbox, serve), `app` (the composed ASGI app and provider table),
-`fal_queue` and `fal_storage` (fal's wire protocol), `jobs` (queue/run/render engine),
+`fal_queue` and `fal_storage` (fal's wire protocol), `replicate` and `byteplus` (theirs),
+`jobs` (the queue/run/render engine every provider shares),
 `validate` (catalog-driven checks), `faults`, `storage`, `render`, `video`, `control`.
 """
 
