@@ -61,7 +61,7 @@ async def test_tool_list_is_documented_annotated_and_small(client: Client) -> No
     assert tools["search_models"].annotations.read_only_hint is True
     assert tools["generate_video"].annotations.open_world_hint is True
     size = len(json.dumps([t.model_dump(mode="json", exclude_none=True) for t in tools.values()]))
-    assert size < 40_000, f"tools/list is {size} bytes; every agent reads it into its context"
+    assert size < 60_000, f"tools/list is {size} bytes; every agent reads it into its context"
 
 
 async def test_generate_image_file_record_thumbnail_and_progress(client: Client, project: Path, sandbox: Any) -> None:

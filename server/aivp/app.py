@@ -61,11 +61,14 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
         log_level=settings.log_level,  # type: ignore[arg-type]
     )
     from . import resources
-    from .tools import catalog, generate, jobs, multishot, storyboard
+    from .tools import assets, batch, candidates, catalog, generate, jobs, multishot, storyboard
 
     generate.register(server)
     multishot.register(server)
     storyboard.register(server)
+    assets.register(server)
+    candidates.register(server)
+    batch.register(server)
     jobs.register(server)
     catalog.register(server)
     resources.register(server)

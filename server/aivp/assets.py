@@ -98,8 +98,9 @@ def load_assets(project: Project) -> dict[str, Asset]:
         section = doc.root.child(r"variation")
         if section is not None:
             for table in tables(section.lines):
+                header = table.header.cells if table.header is not None else list(VARIATIONS_HEADER)
                 for row in table.rows:
-                    cells = dict(zip((h.lower() for h in table.header), row.cells, strict=False))
+                    cells = dict(zip((h.lower() for h in header), row.cells, strict=False))
                     name = (cells.get("variation") or "").strip().strip("`")
                     if name:
                         default = (cells.get("default") or "").strip().lower() in ("yes", "true", "x", "✓", "default")
