@@ -317,8 +317,8 @@ async def test_submit_keeps_the_answer_and_watch_completes_at_once(tmp_path: Pat
     (403, "AccountOverdueError", "", ProviderAuthError, "overdue"),
     (404, "InvalidEndpoint.NotFound", "", ProviderHTTPError, "Activate the model in the Ark console"),
     (429, "RateLimitExceeded.EndpointRPMExceeded", "", ProviderHTTPError, "wait 900 s"),
-    (500, "InternalServiceError", "", ProviderHTTPError, "did not send it again"),
-    (503, "ServiceUnavailable", "", ProviderHTTPError, "did not send it again"),
+    (500, "InternalServiceError", "", SubmitUncertain, "did not send it again"),
+    (503, "ServiceUnavailable", "", SubmitUncertain, "did not send it again"),
 ])
 async def test_errors_are_translated_and_never_repeated(tmp_path: Path, status: int, code: str, param: str,
                                                         error: type, words: str) -> None:
@@ -399,3 +399,15 @@ async def test_router_rules_of_the_fal_seedream_seed(project: Path, sandbox: Any
     async with Client(build_server(configured)) as c:
         assert (await ok(c, "generate_image", {"prompt": "x", "dry_run": True}))["model"] == "flux-2-turbo"
     assert sandbox.submission_count() == 0
+
+
+async def test_image_model_fal_means_fal_routing_and_remove_background_keeps_its_specialist(project: Path,
+                                                                                            sandbox: Any) -> None:
+    png(project / "image/ref.png")
+    settings = make_settings(project, sandbox, ark_key=Secret(ARK), image_model="fal")
+    async with Client(build_server(settings)) as c:
+        assert (await ok(c, "generate_image", {"prompt": "x", "dry_run": True}))["model"] == "flux-2-pro"
+        edit = await ok(c, "generate_image", {"prompt": "x", "references": ["image/ref.png"], "dry_run": True})
+        assert edit["endpoint"] == "fal-ai/nano-banana-pro/edit"
+        bg = await ok(c, "edit_image", {"image": "image/ref.png", "operation": "remove_background", "dry_run": True})
+        assert bg["model"] == "bria-fibo-edit"

@@ -146,3 +146,31 @@ async def test_problems_are_reported_and_the_rest_still_plans(client: Client, st
     plan = await ok(client, "run_storyboard", {"mode": "plan"})
     assert any("Nobody" in p["message"] and p["file"].endswith("shot-03.md") and p["line"] for p in plan["problems"])
     assert len(plan["shots"]) == 6
+
+
+async def test_free_slots_go_to_the_longest_chain_first() -> None:
+    from aivp.pipeline.plan import Step
+    from aivp.pipeline.run import PrioritySlots, chain_lengths
+
+    def step(key: str, deps: list[str]) -> Step:
+        return Step(key, "keyframe", lambda state: None, [key], deps, [], "image")  # type: ignore[arg-type,return-value]
+
+    steps = {"portrait": step("portrait", []), "frame": step("frame", ["portrait"]), "clip": step("clip", ["frame"]),
+             "lone-clip": step("lone-clip", [])}
+    assert chain_lengths(steps) == {"portrait": 3, "frame": 2, "clip": 1, "lone-clip": 1}
+    slots = PrioritySlots(1)
+    await slots.acquire((0, 0))
+    got: list[str] = []
+
+    async def want(name: str, priority: tuple[int, int]) -> None:
+        await slots.acquire(priority)
+        got.append(name)
+        slots.release()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(want, "clip", (-1, 3))
+        tg.start_soon(want, "keyframe", (-2, 1))
+        tg.start_soon(want, "portrait", (-3, 0))
+        await anyio.sleep(0.01)
+        slots.release()
+    assert got == ["portrait", "keyframe", "clip"]

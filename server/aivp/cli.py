@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shots", help="only these shots, e.g. 1,3,5")
     p.add_argument("--multi-shot", action="store_true", help="Kling O3 multi-shot for dialogue scenes")
     p.add_argument("--video-model", help="clip model (default seedance-1.5-pro)")
-    p.add_argument("--image-model", help="portrait and keyframe model (default nano-banana-pro)")
+    p.add_argument("--image-model", help="portrait and keyframe model (default: AIVP_IMAGE_MODEL, else Seedream on BytePlus "
+                                         "when ARK_API_KEY is set, else nano-banana-pro)")
     p.add_argument("--hero", help="shots for the hero model, e.g. 6")
     p.add_argument("--redo", help="shots to make again, e.g. 2,4")
     p.add_argument("--concurrency", type=int, default=4)

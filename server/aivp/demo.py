@@ -80,7 +80,7 @@ async def _demo(root: Path, env: dict[str, str], sb: Any) -> int:
                 say(f"     … {text}")
 
         run = await call("run_storyboard", {"mode": "run", "multi_shot": True, "wait_s": 2}, progress)
-        say(f"   status: {run['status']}; following it with run_storyboard(mode='status') …")
+        say(f"   status: {run['status']}; following it with run_storyboard(mode='run', wait_s=30), which joins the run …")
         while run["status"] == "running":
             run = await call("run_storyboard", {"mode": "run", "multi_shot": True, "wait_s": 30}, progress)
         say(f"   run {run['status']}:")

@@ -377,7 +377,7 @@ class JobRunner:
             if ref.kind != "path" or ref.url:
                 continue
             assert ref.path is not None and ref.sha256 is not None
-            cached = self.ledger.cached_upload(ref.sha256, provider.name, UPLOAD_CACHE_S)
+            cached = self.ledger.cached_upload(ref.sha256, provider.name, upload_ttl(provider))
             if cached:
                 ref.url = cached
                 continue
@@ -460,6 +460,11 @@ class JobRunner:
     def publish(self, row: JobRow, message: str) -> None:
         """For outputs.py: progress while downloading."""
         self._publish(row, message)
+
+
+def upload_ttl(provider: Provider) -> float:
+    """How long an uploaded file's URL may be reused: the provider says (Replicate's files expire in a day)."""
+    return float(getattr(provider, "upload_ttl_s", UPLOAD_CACHE_S))
 
 
 def dashboard(provider: Provider | None) -> str:

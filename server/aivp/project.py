@@ -142,7 +142,11 @@ class Project:
         return path
 
     def record_path(self, kind: str, output: Path) -> Path:
-        return self.root / LOG_DIR[kind] / f"{output.stem}.json"
+        """`image/log/<stem>.json`; a keyframe candidate's stem carries its shot (`shot-01-ff-c2`), since
+        every shot's folder has an ff-c1.png."""
+        parts = self.rel(output).split("/")
+        stem = f"{parts[2]}-{output.stem}" if len(parts) == 4 and parts[:2] == ["image", "candidates"] else output.stem
+        return self.root / LOG_DIR[kind] / f"{stem}.json"
 
     # ---------------------------------------------------------------- plan.md tables
 
@@ -151,10 +155,16 @@ class Project:
         path = self.root / PLAN[kind]
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         path.parent.mkdir(parents=True, exist_ok=True)
-        new = set_plan_row(text, kind, file, type_=type_, model=model, mode=mode, status=status)
+        self.write_text(path, set_plan_row(text, kind, file, type_=type_, model=model, mode=mode, status=status))
+
+    def write_text(self, path: Path, text: str) -> Path:
+        """Write a text file atomically (temp file + replace), inside the project."""
+        path = self.output_path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(new.encode("utf-8"))
+        tmp.write_bytes(text.encode("utf-8"))
         os.replace(tmp, path)
+        return path
 
 
 def slug(text: str, *, fallback: str = "item", max_len: int = 40) -> str:

@@ -67,6 +67,9 @@ def image_router(name: str | None, task: str, *, default_image: str | None, byte
     if name is not None:
         return None
     if default_image:
+        if default_image.strip().lower() == "fal":
+            found = resolve(FAL_ROUTING[task])
+            return found, f"{found.model.id}: fal routing (AIVP_IMAGE_MODEL=fal)"
         found = resolve(default_image)
         return found, f"{found.model.id} is this project's image default (AIVP_IMAGE_MODEL)"
     if byteplus_ready:

@@ -7,12 +7,13 @@ already there is `exists` and costs nothing, so running a plan again only does w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import resolve
-from ..catalog.params import limits_of
+from ..catalog.routing import ref_cap
 from ..project import Project
 from ..storyboard import Shot, Storyboard
 from ..tools.multishot import ElementIn, ShotIn, multishot_call
@@ -180,8 +181,10 @@ class Planner:
     def clips(self) -> None:
         grouped: set[int] = set()
         if self.opts.multi_shot:
-            for group in self.sb.groups():
-                members = [s for s in group if s.number in {x.number for x in self.shots}]
+            limits = resolve(self.opts.multi_model).model.limits
+            solo = set(self.opts.hero) | set(self.opts.overrides)  # hero and overridden shots are made on their own
+            for group in self.sb.groups(max_shots=limits.max_shots or 6, max_total_s=limits.max_total_s):
+                members = [s for s in group if s.number in {x.number for x in self.shots} and s.number not in solo]
                 if len(members) >= 2 and len({c for s in members for c in s.character_names}) >= 2:
                     self._group(members)
                     grouped.update(s.number for s in members)
@@ -196,6 +199,8 @@ class Planner:
         family = "seedance" if "seedance" in resolve(model).model.id else "kling"
         motion = shot.motion.get(family) or shot.motion.get("kling") or shot.motion.get("seedance")
         prompt = motion.text if motion else (shot.motion_text or shot.first_frame_text or f"Shot {shot.id}")
+        if family == "seedance":  # @图片N addresses Seedance 2.0's input images; 1.5 takes frames, not references
+            prompt = re.sub(r"@(图片|视频|音频)(\d+)", r"\1\2", prompt)
         ff, lf = frame_path(shot.number, "first"), frame_path(shot.number, "last")
         has_ff, has_lf = self.available(ff), self.available(lf)
         wants_lf = shot.needs_last_frame or (motion is not None and motion.input_frames == "first+last")
@@ -232,9 +237,13 @@ class Planner:
             elements.append({"name": c.name, "frontal_image": front, "references": extra})
             deps += [d for r in (front, *extra) for d in self.dep(r)]
         shots = []
+        present = {e["name"] for e in elements}
         for s in members:
             motion = s.motion.get("kling") or s.motion.get("seedance")
             text = motion.text if motion else (s.motion_text or f"Shot {s.id}")
+            # Kling names speakers as [Name, tone]; name the elements too so they are tied to this shot
+            who = [f"@{n}" for n in s.character_names if n in present and f"@{n}" not in text]
+            text = f"{', '.join(who)}: {text}" if who else text
             shots.append(ShotIn(prompt=text, duration=max(3, round(s.duration_s or 5)), output=clip_path(s.number)))
         first_ff = frame_path(members[0].number, "first")
         image = first_ff if self.available(first_ff) else None
@@ -308,15 +317,8 @@ class Planner:
         return refs, "references: " + (", ".join(why) if why else "none")
 
     def _cap_refs(self, model: str, refs: list[str]) -> tuple[list[str], list[str]]:
-        found = resolve(model)
-        m = found.model
-        e = next((e for e in m.endpoints if "edit" in e.tasks), None)
-        if e is None:
-            return [], refs
-        cap = limits_of(m, e).max_refs
-        for p in {**m.params, **e.params}.values():
-            if p.role == "references" and p.max_items is not None:
-                cap = min(cap, p.max_items - 0) if cap is not None else p.max_items
+        """At most as many references as the model's edit endpoint takes on its first route."""
+        cap = ref_cap(resolve(model).model, "edit")
         if cap is None or len(refs) <= cap:
             return refs, []
         return refs[:cap], refs[cap:]

@@ -240,10 +240,9 @@ class BytePlusProvider:
             field = param or str(code).split(".", 1)[-1]
             return InvalidParameterError(f"BytePlus rejected {field} ({code}: {message}). Fix it and call again; "
                                          "search_models(model='seedream-4.5') lists the valid values.")
-        if status >= 500:
-            return ProviderHTTPError(
-                f"BytePlus failed the generation (HTTP {status} {code or ''}: {message}). aivp did not send it again, "
-                "because the request may have been processed; call the tool again to retry.", status_code=status,
-                error_type=code, request_id=rid)
+        if status >= 500:  # like a lost answer: the images may have been made and billed, so never resent blindly
+            return SubmitUncertain(
+                f"BytePlus failed the generation (HTTP {status} {code or ''}: {message}); it may still have been "
+                "processed and billed, so aivp did not send it again")
         return ProviderHTTPError(f"BytePlus refused the generation (HTTP {status} {code}: {message}).",
                                  status_code=status, error_type=code, request_id=rid)

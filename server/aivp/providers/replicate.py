@@ -128,6 +128,7 @@ class ReplicateProvider:
 
     name = "replicate"
     dashboard = "https://replicate.com/predictions"
+    upload_ttl_s = 20 * 3600  # uploaded files expire after 24 h; reuse a URL only well before that
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
         self.settings = settings

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from ..catalog.schema import TASKS
 from ..errors import InputFileError
 from ..inputs import resolve_input
+from ..jobs import upload_ttl
 from .common import boundary, state_of
 
 TaskName = Literal["t2i", "i2i", "edit", "inpaint", "upscale", "t2v", "i2v", "first-last-frame",
@@ -76,7 +77,7 @@ def register(mcp: MCPServer[Any]) -> None:
         if ref.kind != "path" or ref.path is None or ref.sha256 is None:
             raise InputFileError("upload_file takes a project path; URLs and data: URIs are already remote.")
         provider = state.runner.providers["fal"]
-        cached = state.ledger.cached_upload(ref.sha256, provider.name, 6 * 24 * 3600)
+        cached = state.ledger.cached_upload(ref.sha256, provider.name, upload_ttl(provider))
         url = cached or await provider.upload(ref.path, ref.mime or "application/octet-stream")
         if not cached:
             state.ledger.remember_upload(ref.sha256, provider.name, url, ref.size or 0)

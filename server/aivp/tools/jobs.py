@@ -51,8 +51,8 @@ def register(mcp: MCPServer[Any]) -> None:
     async def queue_status(
         ctx: Context[Any, Any],
         job_id: Annotated[str | None, Field(description="The job_id a generation call returned.")] = None,
-        model: Annotated[str | None, Field(description="With request_id: the fal model/endpoint of a request made outside aivp.")] = None,
-        request_id: Annotated[str | None, Field(description="With model: a fal request id from outside aivp; aivp follows it and saves its result.")] = None,
+        model: Annotated[str | None, Field(description="With request_id: the model or provider endpoint id of a request made outside aivp (e.g. replicate:black-forest-labs/flux-dev).")] = None,
+        request_id: Annotated[str | None, Field(description="With model: a request/prediction id made outside aivp; aivp follows it and saves its result.")] = None,
         wait_s: Annotated[float, Field(ge=0, le=600, description="Wait up to this many seconds for the job to finish before answering.")] = 0,
         limit: Annotated[int, Field(ge=1, le=100, description="How many recent jobs to list when no job is named.")] = 10,
     ) -> Annotated[CallToolResult, QueueStatus]:
@@ -106,7 +106,7 @@ def _adopt(state: AppState, model: str | None, request_id: str) -> Started:
         return state.runner.adopt("fal", model.strip("/"), request_id.strip(), model_id=model, task="unknown",
                                   kind="auto", shape="images")
     endpoint = found.endpoint or found.model.endpoints[0]
-    route = found.route or endpoint.routes[0]
+    route = found.route or next((r for r in endpoint.routes if r.provider == found.provider), endpoint.routes[0])
     return state.runner.adopt(route.provider, route.endpoint, request_id.strip(), model_id=found.model.id,
                               task=endpoint.task, kind=found.model.kind, shape=endpoint.output)
 

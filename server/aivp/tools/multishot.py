@@ -111,6 +111,12 @@ def multishot_call(
     multi = [{"prompt": p, "duration": _seconds(s.duration)} for p, s in zip(prompts, shots, strict=True)]
     total = sum(float(m["duration"]) for m in multi)
     task = "reference-to-video" if (elements or references) else ("i2v" if image else "t2v")
+    if task == "reference-to-video" and image and not references:
+        from ..catalog import resolve
+
+        tasks = {t for e in resolve(model or "kling-o3-pro").model.endpoints for t in e.tasks}
+        if "reference-to-video" not in tasks:  # Kling V3 takes elements on its image-to-video endpoint
+            task = "i2v"
     roles: dict[str, Any] = {
         "multi_prompt": multi, "elements": native_elements or None, "references": references,
         "start_image": image, "end_image": end_image, "duration": total, "aspect_ratio": aspect_ratio,

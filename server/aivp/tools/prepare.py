@@ -13,7 +13,7 @@ from typing import Any
 from ..catalog import Resolved, effective_params, resolve
 from ..catalog.params import Built, build, choose_endpoint
 from ..catalog.pricing import estimate_call
-from ..catalog.routing import TASK_OF, Wants, choose, image_router, ref_cap
+from ..catalog.routing import TASK_OF, Wants, choose, default_for, image_router, ref_cap
 from ..mentions import Expansion, drop_to, expand
 from ..project_config import ProjectConfig, load_config
 from ..catalog.schema import Endpoint, Param, Route
@@ -78,6 +78,8 @@ def pick(state: AppState, call: Call, task: str, refs: int, prompt: str, config:
     """The model and endpoint for a call, and the reason, in words (routing rules in catalog/routing.py)."""
     settings = state.settings
     byteplus = settings.key_for("byteplus") is not None and "byteplus" in state.runner.providers
+    if call.task == "remove-background" and not call.model:  # a specialist, whatever the image default is
+        return default_for("remove-background")
     if call.model:
         routed = image_router(call.model, task, default_image=None, byteplus_ready=byteplus)
         if routed is not None:

@@ -53,7 +53,7 @@ def register(mcp: MCPServer[Any]) -> None:
         shots: Annotated[list[str] | None, Field(description="Only these shots (numbers like 3 or ids like 1.2) and what they need.")] = None,
         stages: Annotated[list[Stage] | None, Field(description="Only these stages (default all: portraits, locations, keyframes, clips).")] = None,
         video_model: Annotated[str | None, Field(description="Clip model (default seedance-1.5-pro, the cheap default).")] = None,
-        image_model: Annotated[str | None, Field(description="Portrait/keyframe model (default nano-banana-pro).")] = None,
+        image_model: Annotated[str | None, Field(description="Portrait/keyframe model (default: the project's image default, see AIVP_IMAGE_MODEL).")] = None,
         multi_shot: Annotated[bool, Field(description="Render dialogue scenes with recurring characters as one Kling O3 multi-shot call each, split into shot clips.")] = False,
         hero_shots: Annotated[list[str] | None, Field(description="Shots to render with the hero model.")] = None,
         hero_model: Annotated[str | None, Field(description="Model for hero shots (default kling-v3-pro; veo-3.1 also fits).")] = None,
