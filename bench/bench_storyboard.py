@@ -24,10 +24,9 @@ against a sandbox in its own process where every job, image or video, is IN_PROG
   thread samples /proc/self/status VmRSS every 20 ms).
 
     python bench/bench_storyboard.py [--shots 30] [--job-s 5] [--concurrency 8] [--no-frame-plan]
-                                     [--no-progress] [--real-render] [--what-if] [--quick]
+                                     [--no-progress] [--real-render] [--quick]
 
---quick: 12 shots of 2 s jobs. --what-if: a second run with a bench-only copy of the scheduler whose
-slots go to the step with the longest chain behind it. --real-render: the sandbox encodes every
+--quick: 12 shots of 2 s jobs. --real-render: the sandbox encodes every
 placeholder clip (by default it encodes one per kind of clip and reuses it; see _sandbox_proc.py).
 """
 
@@ -48,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Row, SandboxProcess, emit_rows, make_settings, med, new_project, pct  # noqa: E402
 from _probes import StallWatch, Tally, wrap  # noqa: E402
-from _schedule import actual_chain, dag_of, inversions, levels, priority_execute, simulate  # noqa: E402
+from _schedule import actual_chain, dag_of, inversions, levels, simulate  # noqa: E402
 from _storyboard_gen import write_storyboard  # noqa: E402
 from bench_memory import RssSampler  # noqa: E402
 
@@ -101,7 +100,7 @@ def install_hooks() -> tuple[dict[str, Tally], dict[str, tuple[float, float]]]:
 
 
 async def bench(sb: SandboxProcess, shots: int, job_s: float, concurrency: int, frame_plan: bool,
-                progress: bool, priority: bool = False) -> dict[str, Any]:
+                progress: bool) -> dict[str, Any]:
     from mcp import Client
 
     from aivp.app import build_server
@@ -118,7 +117,7 @@ async def bench(sb: SandboxProcess, shots: int, job_s: float, concurrency: int, 
                            "problems": [f"{p.file}:{p.line} {p.message}" for p in sbd.problems]}
     tallies, slots = install_hooks()
     slots.clear()
-    tool.execute = priority_execute() if priority else pipeline_run.execute  # run_storyboard spawns tool.execute
+    tool.execute = pipeline_run.execute  # run_storyboard spawns tool.execute
 
     settings = make_settings(project, sb.env())
     async with Client(build_server(settings)) as c:
@@ -157,7 +156,7 @@ async def bench(sb: SandboxProcess, shots: int, job_s: float, concurrency: int, 
         await lag_task
         out.update(wall=wall, t0=t0, cpu=time.process_time() - cpu0, sandbox_cpu=sb.cpu_s() - sb_cpu0,
                    rss_before=rss_before, rss_peak=rss.peak, rss_samples=rss.samples, notes=notes, watch=watch, slots=dict(slots),
-                   tallies={k: copy.copy(v) for k, v in tallies.items()}, priority=priority)
+                   tallies={k: copy.copy(v) for k, v in tallies.items()})
         if r.is_error:
             raise RuntimeError(r.content[0].text)  # type: ignore[union-attr]
         result = r.structured_content or {}
@@ -390,38 +389,14 @@ def report(res: dict[str, Any], shots: int, job_s: float, concurrency: int) -> l
     return rows
 
 
-def what_if_report(base: dict[str, Any], res: dict[str, Any], concurrency: int) -> Row:
-    order, deps = dag_of(res["steps_plan"])
-    lv = levels(order, deps)
-    times = step_times(res)
-    tl = timeline(res, times, concurrency)
-    inv = inversions(times, tl["ready"], lv) if tl else []
-    chain = actual_chain(times, deps) if times else []
-    real = {k: v["out"] - v["in"] for k, v in times.items()}
-    ideal = simulate(order, deps, concurrency, real, "level") if len(times) == len(order) else float("nan")
-    print(f"   what-if (bench-only copy of pipeline.run.execute whose slots go to the longest chain first): "
-          f"run call {res['wall']:.2f} s vs {base['wall']:.2f} s as shipped ({res['wall'] / base['wall']:.2f}x); "
-          f"ideal with these slot times {ideal:.2f} s; status {res['result']['status']}; "
-          f"submissions {len(res['submissions'])}; {len(inv)} slots out of chain order; "
-          f"chain of {len(chain)} steps: " + " > ".join(k + (" [slot]" if w.startswith("a slot") else "") for k, w, _ in chain))
-    return Row("6. storyboard what-if: slots by longest chain", f"{res['wall']:.1f} s", f"as shipped {base['wall']:.1f} s",
-               f"{res['wall'] / base['wall']:.2f}x / -", None)
-
-
 def run(quick: bool = False, shots: int | None = None, job_s: float | None = None, concurrency: int = 8,
-        frame_plan: bool = True, progress: bool = True, real_render: bool = False, what_if: bool = False) -> list[Row]:
+        frame_plan: bool = True, progress: bool = True, real_render: bool = False) -> list[Row]:
     shots = shots or (12 if quick else 30)
     job_s = job_s if job_s is not None else (2.0 if quick else 5.0)
-    results = []
-    for priority in (False, True) if what_if else (False,):
-        with SandboxProcess(queue_s=QUEUE_S, image_s=job_s, video_s=job_s, memo_clips=not real_render) as sb:
-            res = asyncio.run(bench(sb, shots, job_s, concurrency, frame_plan, progress, priority))
-        res["has_fp"] = frame_plan
-        results.append(res)
-    rows = report(results[0], shots, job_s, concurrency)
-    if what_if:
-        rows.append(what_if_report(results[0], results[1], concurrency))
-    return rows
+    with SandboxProcess(queue_s=QUEUE_S, image_s=job_s, video_s=job_s, memo_clips=not real_render) as sb:
+        res = asyncio.run(bench(sb, shots, job_s, concurrency, frame_plan, progress))
+    res["has_fp"] = frame_plan
+    return report(res, shots, job_s, concurrency)
 
 
 def main() -> None:
@@ -433,12 +408,10 @@ def main() -> None:
     ap.add_argument("--no-progress", action="store_true", help="call without a progress callback")
     ap.add_argument("--real-render", action="store_true",
                     help="let the sandbox encode every placeholder clip (by default it encodes each kind once)")
-    ap.add_argument("--what-if", action="store_true",
-                    help="a second run with a bench-only copy of the scheduler that gives slots to the longest chain first")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     emit_rows(run(args.quick, args.shots, args.job_s, args.concurrency, not args.no_frame_plan, not args.no_progress,
-                  args.real_render, args.what_if))
+                  args.real_render))
 
 
 if __name__ == "__main__":
