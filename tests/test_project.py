@@ -112,3 +112,17 @@ def test_write_json_atomic(proj: Project) -> None:
     path = proj.write_json(proj.root / "image" / "log" / "a.json", {"a": 1})
     assert path.read_text().strip() == '{\n  "a": 1\n}'
     assert not any(p.name.endswith(".tmp") for p in path.parent.iterdir())
+
+
+def test_hidden_files_are_never_read_or_written(proj: Project) -> None:
+    (proj.root / ".env").write_text("FAL_KEY=abc:def\n")
+    (proj.root / ".git").mkdir()
+    (proj.root / ".git" / "config").write_text("x")
+    for bad in (".env", "./.env", "image/../.env", ".git/config", str(proj.root / ".env")):
+        with pytest.raises(PathOutsideProject, match="hidden"):
+            proj.input_path(bad)
+    with pytest.raises(PathOutsideProject, match="hidden"):
+        proj.output_path(".env")
+    (proj.root / "image" / "secret-link.png").symlink_to(proj.root / ".env")
+    with pytest.raises(PathOutsideProject, match="hidden"):
+        proj.input_path("image/secret-link.png")

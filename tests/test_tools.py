@@ -432,3 +432,14 @@ async def test_an_output_url_is_reused_as_the_local_file(client: Client, project
     payload = sandbox.submissions[-1].payload
     assert payload["image_url"] != url and payload["image_url"].startswith(sandbox.fal_cdn_url)
     assert len([r for r in sandbox.requests if r.route == "upload"]) == uploads_before + 1  # re-hosted from disk
+
+
+async def test_the_env_file_cannot_be_read_through_a_resource_or_uploaded(client: Client, project: Path,
+                                                                          sandbox: Any) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    (project / ".env").write_text("FAL_KEY=leaky-id:leaky-secret-value\n")
+    with pytest.raises(MCPError, match="hidden"):
+        await client.read_resource("aivp://files/.env")
+    text = await refused(client, "upload_file", {"path": ".env"})
+    assert "hidden" in text and not [r for r in sandbox.requests if r.route == "upload"]

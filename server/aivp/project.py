@@ -67,6 +67,11 @@ class Project:
             )
         if resolved == self.state_dir or resolved.is_relative_to(self.state_dir):
             raise PathOutsideProject(f"{text!r} is inside {STATE_DIR}/, aivp's private state; pick another path.")
+        inside = resolved.relative_to(root) if resolved != root else Path()
+        if any(part.startswith(".") for part in inside.parts):
+            # hidden files hold secrets (.env with the API keys, .git, .ssh): never read, served or written
+            raise PathOutsideProject(f"{text!r} is a hidden file or inside a hidden folder; aivp does not touch those "
+                                     "(they hold keys and settings). Use a visible path.")
         return resolved
 
     def input_path(self, raw: str | Path) -> Path:
