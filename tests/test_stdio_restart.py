@@ -208,3 +208,24 @@ async def test_storyboard_cli_killed_midway_reruns_to_the_end_paying_once(projec
         seen[key] = seen.get(key, 0) + 1
     assert max(seen.values()) == 1 and sandbox.submission_count() == 22
     assert KEY_SECRET not in second.stdout + second.stderr + (tmp_path / "run-1.txt").read_text()
+
+
+async def test_two_servers_on_one_project_never_take_each_others_live_jobs(project: Path, sandbox: Any) -> None:
+    from PIL import Image
+
+    (project / "image").mkdir()
+    Image.new("RGB", (64, 64), "red").save(project / "image/key.png")
+    sandbox.fault("upload", action="stall", delay=1.5)  # server A sits in 'pending' while it uploads
+    settings = make_settings(project, sandbox)
+    async with Client(build_server(settings)) as a:
+        first = (await a.call_tool("generate_video", {"prompt": "two servers [sandbox:slow=1]", "image": "image/key.png",
+                                                      "wait_s": 0.2})).structured_content
+        async with Client(build_server(settings)) as b:  # B starts while A's job is pending: it must leave it alone
+            r = await b.call_tool("queue_status", {"job_id": first["job_id"], "wait_s": 20})
+            job = r.structured_content["job"]
+            assert job["status"] == "completed", job
+        done = (await a.call_tool("queue_status", {"job_id": first["job_id"]})).structured_content["job"]
+        assert done["status"] == "completed"
+    assert sandbox.submission_count() == 1
+    clips = sorted(p.name for p in (project / "video").rglob("*.mp4"))
+    assert len(clips) == 1, clips  # one download, not one per server

@@ -13,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import secrets
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,7 +40,7 @@ from .errors import (
     SubmitUncertain,
 )
 from .inputs import InputRef, iter_inputs, map_inputs
-from .ledger import ACTIVE_STATES, JobRow, Ledger, now_iso
+from .ledger import ACTIVE_STATES, JobRow, Ledger, StateChanged, now_iso
 from .project import Project
 from .providers.base import Canceled, Completed, Handle, Provider, Queued, Running
 from .providers.http import RetryPolicy
@@ -45,6 +48,28 @@ from .settings import Settings
 
 log = logging.getLogger("aivp.jobs")
 UPLOAD_CACHE_S = 6 * 24 * 3600
+HEARTBEAT_S = 5.0  # a server process says it is alive this often
+STALE_S = 30.0  # a job whose owner has been silent this long is taken over by another process
+HOST = socket.gethostname()
+_LIVE_OWNERS: set[str] = set()  # owners of runners alive in this process (tests run several in turn)
+
+
+def owner_dead(owner: str) -> bool:
+    """Whether the process behind an owner id is gone (checked on this host; elsewhere the heartbeat decides)."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != HOST or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner not in _LIVE_OWNERS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass
@@ -123,19 +148,38 @@ class JobRunner:
         # Only the local work (downloads, checks) is bounded: submits queue at the provider, not here.
         self._downloads = anyio.Semaphore(settings.max_parallel_downloads)
         self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
+        # Several server processes may share a project (a desktop client and a CLI run): each job is driven by
+        # one owner at a time, and only a dead or silent owner's jobs are taken over.
+        self.owner = f"{HOST}:{os.getpid()}:{secrets.token_hex(4)}"
 
     # ---------------------------------------------------------------- life cycle
 
     async def run(self, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled (server shutdown); unfinished jobs stay in the ledger for next time."""
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            self.resume()
-            task_status.started()
-            await anyio.sleep_forever()
+        _LIVE_OWNERS.add(self.owner)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                self.resume()
+                tg.start_soon(self._heartbeat)
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            _LIVE_OWNERS.discard(self.owner)
+            self.ledger.release(self.owner)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(HEARTBEAT_S)
+            self.ledger.heartbeat(self.owner)
+
+    def _claim(self, job_id: str) -> bool:
+        return self.ledger.claim(job_id, self.owner, stale_before=time.time() - STALE_S, dead=owner_dead)
 
     def resume(self) -> None:
         for row in self.ledger.unfinished():
+            if not self._claim(row.id):
+                continue  # another live server process is driving it
             if row.state == "pending":
                 self.ledger.update(row.id, state="failed", error_code="interrupted", cost_usd=0.0, finished_at=now_iso(),
                                    error="The server stopped before this job was submitted; nothing was sent or "
@@ -152,12 +196,16 @@ class JobRunner:
             raise RuntimeError("the job runner is not running")
         self._tg.start_soon(fn, *args)
 
-    def _spawn(self, job_id: str) -> None:
+    def _spawn(self, job_id: str) -> bool:
+        """Drive the job in this process if no other live process does; True when this process drives it."""
         live = self._live.setdefault(job_id, _Live())
-        if live.driving or self._tg is None:
-            return
+        if live.driving:
+            return True
+        if self._tg is None or not self._claim(job_id):
+            return False
         live.driving = True
         self._tg.start_soon(self._drive, job_id)
+        return True
 
     # ---------------------------------------------------------------- starting and waiting
 
@@ -205,7 +253,7 @@ class JobRunner:
         row, created = self.ledger.insert(
             idem_key=req.idem_key(), tool=req.tool, model_id=b.model.id, provider=req.provider,
             endpoint=b.route.endpoint, task=b.endpoint.task, request=record_payload(b.payload), spec=spec,
-            estimate_usd=round(req.estimate.usd, 6), reuse=reuse, guard=within_budget,
+            estimate_usd=round(req.estimate.usd, 6), reuse=reuse, guard=within_budget, owner=self.owner,
         )
         if created:
             self._payloads[row.id] = b.payload
@@ -229,7 +277,7 @@ class JobRunner:
                 "effective": {}, "inputs": []}
         row, _ = self.ledger.insert(idem_key=f"adopt:{provider}:{endpoint}:{request_id}", tool="queue_status",
                                     model_id=model_id, provider=provider, endpoint=endpoint, task=task, request={},
-                                    spec=spec, estimate_usd=0.0)
+                                    spec=spec, estimate_usd=0.0, owner=self.owner)
         row = self.ledger.update(row.id, state="queued", request_id=request_id, handle=handle.to_json(),
                                  submitted_at=now_iso(), event="adopted")
         self._spawn(row.id)
@@ -249,6 +297,7 @@ class JobRunner:
             with anyio.move_on_after(max(0.0, timeout)):
                 if on_progress is not None:
                     await on_progress(self._progress(self.get(job_id)))
+                seen = (row.state, row.queue_position)
                 async with receive:
                     while not live.done.is_set():
                         with anyio.move_on_after(1.0):
@@ -257,6 +306,15 @@ class JobRunner:
                                 await on_progress(event)
                             if event.terminal:
                                 break
+                            continue
+                        # a quiet second: the job may be driven by another process, or its owner may have died
+                        row = self.get(job_id)
+                        if not row.active:
+                            break
+                        if not self._spawn(job_id) and (row.state, row.queue_position) != seen:
+                            seen = (row.state, row.queue_position)
+                            if on_progress is not None:
+                                await on_progress(self._progress(row, f"{describe_state(row)} (another aivp process)"))
         finally:
             live.subscribers.discard(send)
             send.close()
@@ -358,7 +416,10 @@ class JobRunner:
             self._finish(row.id, "failed", error=f"An input could not be uploaded, so nothing was submitted or "
                                                  f"charged: {exc}", error_code=exc.code, cost_usd=0.0)
             return None
-        self.ledger.update(row.id, state="submitting", request=record_payload(payload))
+        try:
+            self.ledger.update(row.id, state="submitting", request=record_payload(payload), expect=("pending",))
+        except StateChanged:  # cancelled meanwhile, or taken by another process: not ours to send
+            return None
         try:
             handle = await provider.submit(row.endpoint, map_inputs(payload, InputRef.wire))
         except SubmitUncertain as exc:

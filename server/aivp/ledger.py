@@ -56,6 +56,10 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class StateChanged(Exception):
+    """A compare-and-set update found the job in another state: another process moved it first."""
+
+
 MIGRATIONS: list[tuple[str, str]] = []
 
 
@@ -115,6 +119,16 @@ migration(
 )
 
 
+migration(
+    "m002_owner",
+    """
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    ALTER TABLE jobs ADD COLUMN heartbeat_at REAL;
+    CREATE INDEX jobs_owner ON jobs(owner)
+    """,
+)
+
+
 @dataclass
 class JobRow:
     """One ledger row, decoded."""
@@ -144,6 +158,8 @@ class JobRow:
     started_at: str | None
     finished_at: str | None
     updated_at: str
+    owner: str | None = None  # the server process driving the job ("host:pid:nonce")
+    heartbeat_at: float | None = None  # when that process last said it is alive (unix time)
 
     @property
     def active(self) -> bool:
@@ -236,6 +252,7 @@ class Ledger:
         estimate_usd: float,
         reuse: Callable[[list[JobRow]], JobRow | None] | None = None,
         guard: Callable[[], None] | None = None,
+        owner: str | None = None,
     ) -> tuple[JobRow, bool]:
         """Insert a pending job, unless `reuse` picks an existing row with the same key.
 
@@ -256,10 +273,10 @@ class Ledger:
             job_id, at = new_id(), now_iso()
             db.execute(
                 """INSERT INTO jobs (id, idem_key, tool, model_id, provider, endpoint, task, state,
-                   request_json, spec_json, estimate_usd, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)""",
+                   request_json, spec_json, estimate_usd, created_at, updated_at, owner, heartbeat_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)""",
                 (job_id, idem_key, tool, model_id, provider, endpoint, task, _dump(request), _dump(spec),
-                 estimate_usd, at, at),
+                 estimate_usd, at, at, owner, time.time() if owner else None),
             )
             db.execute("INSERT INTO events VALUES (?, ?, 'pending', NULL)", (job_id, at))
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -304,8 +321,13 @@ class Ledger:
     def unfinished(self) -> list[JobRow]:
         return list(reversed(self.recent(limit=10_000, states=ACTIVE_STATES)))
 
-    def update(self, job_id: str, *, event: str | None = None, detail: str | None = None, **values: Any) -> JobRow:
-        """Set columns of a job (JSON fields by their plain name) and record an event when the state moves."""
+    def update(self, job_id: str, *, event: str | None = None, detail: str | None = None,
+               expect: tuple[str, ...] | None = None, **values: Any) -> JobRow:
+        """Set columns of a job (JSON fields by their plain name) and record an event when the state moves.
+
+        With `expect`, only if the job is still in one of those states (compare-and-set): raises
+        `StateChanged` otherwise, so two processes can never both move the same job.
+        """
         at = now_iso()
         cols, args = ["updated_at = ?"], [at]
         for name, value in values.items():
@@ -315,8 +337,14 @@ class Ledger:
             else:
                 cols.append(f"{name} = ?")
                 args.append(value)
+        where, where_args = "id = ?", [job_id]
+        if expect:
+            where += f" AND state IN ({','.join('?' * len(expect))})"
+            where_args += list(expect)
         with self._tx() as db:
-            db.execute(f"UPDATE jobs SET {', '.join(cols)} WHERE id = ?", (*args, job_id))
+            changed = db.execute(f"UPDATE jobs SET {', '.join(cols)} WHERE {where}", (*args, *where_args)).rowcount
+            if expect and not changed:
+                raise StateChanged(job_id)
             if "state" in values or event:
                 db.execute(
                     "INSERT INTO events VALUES (?, ?, ?, ?)", (job_id, at, values.get("state", event), detail)
@@ -325,6 +353,30 @@ class Ledger:
         if row is None:
             raise KeyError(job_id)
         return JobRow.from_sql(row)
+
+    def claim(self, job_id: str, owner: str, *, stale_before: float, dead: Callable[[str], bool]) -> bool:
+        """Make `owner` the process driving a job, unless another live process already is."""
+        with self._tx() as db:
+            row = db.execute("SELECT owner, heartbeat_at FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return False
+            current, beat = row["owner"], row["heartbeat_at"]
+            if current not in (None, owner) and (beat or 0) >= stale_before and not dead(current):
+                return False
+            db.execute("UPDATE jobs SET owner = ?, heartbeat_at = ? WHERE id = ?", (owner, time.time(), job_id))
+            return True
+
+    def heartbeat(self, owner: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE jobs SET heartbeat_at = ? WHERE owner = ? AND state IN ({','.join('?' * len(ACTIVE_STATES))})",
+                (time.time(), owner, *ACTIVE_STATES),
+            )
+
+    def release(self, owner: str) -> None:
+        """A process stopping cleanly hands its unfinished jobs back, for the next one to take over at once."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET owner = NULL WHERE owner = ?", (owner,))
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         with self._lock:
