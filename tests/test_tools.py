@@ -177,11 +177,22 @@ async def test_rate_limit_and_ingress_errors_are_retried(client: Client, sandbox
     assert sum(1 for r in sandbox.requests if r.route == "submit") == 2
 
 
-async def test_fal_503_on_submit_is_not_repeated(client: Client, project: Path, sandbox: Any) -> None:
-    sandbox.fault("submit", preset="fal_503")
-    text = await refused(client, "generate_image", {"prompt": "one submit only"})
-    assert "503" in text and "Nothing was charged" in text
+@pytest.mark.parametrize("preset", ["fal_503", "ingress_504", "server_error_500"])
+async def test_a_server_error_to_a_submit_is_not_repeated_or_called_free(client: Client, project: Path, sandbox: Any,
+                                                                          preset: str) -> None:
+    sandbox.fault("submit", preset=preset, after=True)  # fal may have queued it before the error
+    args = {"prompt": f"one submit only ({preset})"}
+    text = await refused(client, "generate_image", args)
+    assert "did not send it again" in text and "Nothing was charged" not in text and "<html" not in text
+    text = await refused(client, "generate_image", args)  # the same call again must not pay twice either
+    assert "answer was lost" in text
     assert sum(1 for r in sandbox.requests if r.route == "submit") == 1
+
+
+async def test_an_ingress_503_to_a_submit_is_retried_because_fal_never_saw_it(client: Client, sandbox: Any) -> None:
+    sandbox.fault("submit", preset="ingress_503")
+    job = await ok(client, "generate_image", {"prompt": "retried at the gate"})
+    assert job["status"] == "completed" and sandbox.submission_count() == 1
 
 
 async def test_dropped_connection_during_download_resumes(client: Client, project: Path, sandbox: Any) -> None:

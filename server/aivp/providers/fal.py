@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from ..errors import (
     ProviderError,
     ProviderHTTPError,
     SafetyRefusal,
+    SubmitUncertain,
 )
 from ..settings import Settings
 from .base import Canceled, Completed, Handle, JobState, OutputFile, Queued, Result, Running
@@ -102,7 +104,11 @@ def describe(response: httpx.Response) -> tuple[str, str | None, bool]:
         error_type = body.get("error_type") or error_type
         detail = body.get("detail", body.get("status"))
     else:
-        detail = (response.text or "").strip()[:300] or None
+        text = (response.text or "").strip()
+        if "<html" in text[:200].lower():  # an ingress error page: its title says enough
+            m = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+            text = f"gateway page: {m.group(1).strip() if m else 'HTML error'}"
+        detail = text[:300] or None
     safety = False
     if isinstance(detail, list):
         parts = []
@@ -164,12 +170,22 @@ class FalProvider:
         url = f"{self.queue}/{endpoint.strip('/')}"
         r = await send(self.client, "POST", url, policy=self.policy, idempotent=False, retryable=_submit_retryable,
                        what=f"submit to {endpoint}", json=payload, headers=self._headers())
+        if r.status_code >= 500 and not (r.status_code in (502, 503) and "x-fal-request-id" not in r.headers):
+            # only an ingress 502/503 proves fal never took the job; any other server error may follow an enqueue
+            message, _, _ = describe(r)
+            raise SubmitUncertain(f"fal answered the submit to {endpoint} with HTTP {r.status_code} ({message}); "
+                                  "the job may have been queued anyway, so aivp did not send it again")
         if r.status_code != 200:
             raise self._http_error(r, f"fal refused the submit to {endpoint}")
-        body = r.json()
+        try:
+            body = r.json()
+        except ValueError:
+            raise SubmitUncertain(f"fal answered the submit to {endpoint} with a body aivp cannot read; the job may "
+                                  "have been queued, so aivp did not send it again") from None
         request_id = body.get("request_id")
         if not isinstance(request_id, str) or not request_id:
-            raise ProviderError(f"fal accepted the submit to {endpoint} but sent no request_id.")
+            raise SubmitUncertain(f"fal answered the submit to {endpoint} without a request id; the job may have "
+                                  "been queued, so aivp did not send it again")
         handle = self.handle_for(endpoint, request_id)
         urls = dict(handle.urls)
         for key, field in (("status", "status_url"), ("response", "response_url"), ("cancel", "cancel_url")):
