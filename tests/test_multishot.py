@@ -84,3 +84,11 @@ async def test_refused_before_submit(client: Client, cast: Path, sandbox: Any, a
     text = await refused(client, "multi_shot_video", args)
     assert message in text
     assert sandbox.submission_count() == 0
+
+
+async def test_shot_outputs_are_checked_before_submit(client: Client, cast: Path, sandbox: Any) -> None:
+    for bad, words in (("../outside.mp4", "outside the project"), ("video/clips/shot-01.png", ".mp4")):
+        text = await refused(client, "multi_shot_video", {"split": True, "shots": [
+            {"prompt": "a", "duration": 3, "output": bad}, {"prompt": "b", "duration": 3}]})
+        assert words in text
+    assert sandbox.submission_count() == 0

@@ -454,3 +454,27 @@ async def test_the_env_file_cannot_be_read_through_a_resource_or_uploaded(client
         await client.read_resource("aivp://files/.env")
     text = await refused(client, "upload_file", {"path": ".env"})
     assert "hidden" in text and not [r for r in sandbox.requests if r.route == "upload"]
+
+
+async def test_a_failed_save_keeps_the_paid_job_and_retries_on_queue_status(client: Client, project: Path,
+                                                                             sandbox: Any) -> None:
+    (project / "image").mkdir()
+    (project / "image" / "frames").write_text("a file where a folder should be")  # saving into it fails
+    first = await client.call_tool("generate_image", {"prompt": "blocked save", "output": "image/frames/shot-09-ff.png",
+                                                      "wait_s": 10})
+    job = first.structured_content
+    assert not first.is_error and job["status"] == "fetching" and job["done"] is False
+    assert "could not finish this job" in job["next_step"] and "queue_status" in job["next_step"]
+    assert partials(project) == []
+    (project / "image" / "frames").unlink()  # fix the cause, then ask again: the same paid result is saved
+    again = await ok(client, "queue_status", {"job_id": job["job_id"], "wait_s": 10})
+    assert again["job"]["status"] == "completed" and (project / "image/frames/shot-09-ff.png").is_file()
+    assert sandbox.submission_count() == 1
+
+
+async def test_broken_plan_table_does_not_fail_the_job(client: Client, project: Path, sandbox: Any) -> None:
+    (project / "image").mkdir()
+    (project / "image" / "plan.md").write_bytes("| 编号 | 说明 |\n".encode("gbk"))  # not UTF-8
+    job = await ok(client, "generate_image", {"prompt": "plan in gbk", "output": "image/frames/shot-08-ff.png"})
+    assert job["status"] == "completed" and (project / "image/log/shot-08-ff.json").is_file()
+    assert (project / "image" / "plan.md").read_bytes() == "| 编号 | 说明 |\n".encode("gbk")  # left as people wrote it

@@ -194,7 +194,14 @@ class JobRunner:
         """Run a task (a storyboard run) in the server's task group: it outlives the tool call."""
         if self._tg is None:
             raise RuntimeError("the job runner is not running")
-        self._tg.start_soon(fn, *args)
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception:  # an escaping error would take the whole server down with the task group
+                log.exception("background task %s failed", getattr(fn, "__name__", fn))
+
+        self._tg.start_soon(guarded)
 
     def _spawn(self, job_id: str) -> bool:
         """Drive the job in this process if no other live process does; True when this process drives it."""
@@ -362,10 +369,11 @@ class JobRunner:
             with anyio.CancelScope() as scope:
                 live.scope = scope
                 await self._drive_once(job_id)
-        except Exception:  # a bug must not kill the server; the job stays resumable
+        except Exception as exc:  # a bug or a full disk must not kill the server; the paid job stays resumable
             log.exception("job %s: unexpected error", job_id)
-            self.ledger.update(job_id, error="aivp hit an internal error while following this job; "
-                                             "restart the server to resume it.")
+            self.ledger.update(job_id, error_code="save_failed", error=(
+                f"aivp could not finish this job ({type(exc).__name__}: {exc}). It is kept with its result at the "
+                f"provider: fix the cause, then call queue_status(job_id='{job_id}') to try again."))
         finally:
             live.driving = False
             live.scope = None

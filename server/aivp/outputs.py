@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -56,8 +57,11 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
         final = _target(runner, row, f, i, len(files))
         tmp = project.temp_beside(final, f"{row.id}-{i}")
         got = await download(runner.client, f.url, tmp, policy=runner.policy)
-        converted = await anyio.to_thread.run_sync(_conform_image, tmp, final) if f.kind == "image" else None
-        placed = project.place(tmp, final, overwrite=bool(spec.get("overwrite")))
+        try:
+            converted = await anyio.to_thread.run_sync(_conform_image, tmp, final) if f.kind == "image" else None
+            placed = project.place(tmp, final, overwrite=bool(spec.get("overwrite")))
+        finally:
+            tmp.unlink(missing_ok=True)  # placed files were linked or moved away; anything left is partial
         info = await anyio.to_thread.run_sync(_inspect, placed, f.kind, _expected_seconds(spec))
         url = f.url if not f.url.startswith("data:") else f"data:{got.content_type or 'image'};sha256={got.sha256}"
         entry = {"path": project.rel(placed), "url": url, "sha256": got.sha256, "bytes": got.size,
@@ -74,22 +78,35 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
     cost = _actual_cost(row, done)
     if _has_inline(row.result) or _has_inline(row.handle):  # the files are written: drop the inline bytes
         row = ledger.update(row.id, result=_strip_inline(row.result), handle=_strip_inline(row.handle))
-    row = ledger.update(row.id, state="completed", cost_usd=cost, finished_at=now_iso(), error=None, error_code=None)
+    # Records first, then the state: a job is only 'completed' once everything it owes the project is written
+    # (a full disk leaves it 'fetching', and queue_status tries again).
+    finished = now_iso()
+    final = replace(row, state="completed", cost_usd=cost, finished_at=finished, error=None, error_code=None)
     main = [o for o in done if not o.get("split_of")]
+    plan_rows: list[tuple[str, str, str, str]] = []
     for i, out in enumerate(done):
-        if out.get("split_of"):  # the group's record lists its shots; a split clip gets a plan row, not a record
-            project.update_plan("video", out["path"], type_=PurePosixPath(out["path"]).stem, model=row.endpoint,
-                                mode=spec["mode"], status="done")
-            continue
-        record = build_record(row, out, i, len(main))
         kind = out.get("kind", "image") if spec["kind"] == "auto" else spec["kind"]
-        project.write_json(project.record_path(kind, project.root / out["path"]), record)
+        if out.get("split_of"):  # the group's record lists its shots; a split clip gets a plan row, not a record
+            plan_rows.append(("video", out["path"], PurePosixPath(out["path"]).stem, "done"))
+            continue
+        project.write_json(project.record_path(kind, project.root / out["path"]), build_record(final, out, i, len(main)))
         if spec.get("plan_type") or _in_convention_folder(out["path"]):
             ok = (out.get("check") or {}).get("ok", True)
-            project.update_plan(kind, out["path"], type_=spec.get("plan_type") or PurePosixPath(out["path"]).stem,
-                                model=row.endpoint, mode=spec["mode"], status="done" if ok else "check-failed")
+            plan_rows.append((kind, out["path"], spec.get("plan_type") or PurePosixPath(out["path"]).stem,
+                              "done" if ok else "check-failed"))
+    row = ledger.update(row.id, state="completed", cost_usd=cost, finished_at=finished, error=None, error_code=None)
+    for kind, path, type_, status in plan_rows:
+        plan_row(project, kind, path, type_=type_, model=row.endpoint, mode=spec["mode"], status=status)
     runner.publish(row, "done")
     return row
+
+
+def plan_row(project: Any, kind: str, path: str, **row: str) -> None:
+    """A plan.md row, best effort: a table people broke (or wrote in another encoding) is left alone."""
+    try:
+        project.update_plan(kind, path, **row)
+    except (OSError, ValueError) as exc:
+        log.warning("could not update %s/plan.md for %s: %s", kind, path, exc)
 
 
 def _target(runner: JobRunner, row: JobRow, f: OutputFile, index: int, count: int) -> Path:

@@ -134,6 +134,10 @@ async def execute(state: Any, run: PipelineRun) -> None:
             step.status, step.error = "failed", str(exc)
             _set_rows(state, step, "failed")
             await run.emit(step, f"failed: {exc}")
+        except Exception as exc:  # a bug or a full disk fails this step, never the server
+            log.exception("storyboard step %s failed", step.key)
+            step.status, step.error = "failed", f"aivp could not finish this step ({type(exc).__name__}: {exc})"
+            _set_rows(state, step, "failed")
         finally:
             finished[step.key].set()
 
@@ -235,6 +239,10 @@ async def _run_step(state: Any, run: PipelineRun, step: Step) -> None:
 
 
 def _set_rows(state: Any, step: Step, status: str) -> None:
+    """Best effort: a plan table that cannot be written must not fail the step or the run."""
     for t in step.targets:
-        state.project.update_plan(step.plan_kind, t, type_=_type_of(t), model=step.endpoint or step.model,
-                                  mode=step.mode or "-", status=status)
+        try:
+            state.project.update_plan(step.plan_kind, t, type_=_type_of(t), model=step.endpoint or step.model,
+                                      mode=step.mode or "-", status=status)
+        except (OSError, ValueError) as exc:
+            log.warning("could not update the plan row of %s: %s", t, exc)

@@ -178,10 +178,13 @@ def next_step(row: JobRow, reused: bool = False) -> str:
     if row.state == "completed":
         return ("An identical job already made these files; nothing was charged. Pass fresh=true for a new take."
                 if reused else "Done. The files are in the project; read them through their uri or path.")
+    if row.active and row.error_code == "save_failed":
+        return row.error or "Saving the output failed; call queue_status again to retry."
     if row.active:
         wait = 10 if row.state in ("queued", "pending", "submitting") else 15
+        trouble = f" Last problem: {row.error}" if row.error else ""
         return (f"Still {describe_state(row)}. Call queue_status(job_id='{row.id}', wait_s=30) in about {wait} s; "
-                "the job keeps running on the server meanwhile.")
+                f"the job keeps running on the server meanwhile.{trouble}")
     if row.state == "unknown":
         return row.error or "The submit's outcome is unknown."
     return row.error or f"The job ended {row.state}."

@@ -131,6 +131,11 @@ def multishot_call(
     }
     if any(s.output for s in shots) and not split:
         raise InvalidParameterError("Per-shot outputs are only written with split=true; set it or drop them.")
+    for s in shots:  # checked now, not after the paid clip has come back
+        if s.output:
+            path = state.project.output_path(s.output)
+            if path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
+                raise InvalidParameterError(f"Shot output {s.output!r} must be a .mp4, .mov or .m4v file.")
     return Call("multi_shot_video", "video", task, model or "kling-o3-pro", roles, options, output, overwrite, fresh,
                 provider=provider, extra=extra)
 
