@@ -174,3 +174,12 @@ async def test_free_slots_go_to_the_longest_chain_first() -> None:
         await anyio.sleep(0.01)
         slots.release()
     assert got == ["portrait", "keyframe", "clip"]
+
+
+async def test_a_run_over_the_aivp_toml_budget_is_refused_whole(client: Client, story: Path, sandbox: Any) -> None:
+    (story / "aivp.toml").write_text("budget_usd = 2\n")
+    text = await refused(client, "run_storyboard", {"mode": "run"})
+    assert "budget" in text and "Nothing was sent" in text and "$2.00" in text
+    assert sandbox.submission_count() == 0
+    status = await ok(client, "queue_status", {})
+    assert status["budget_usd"] == 2

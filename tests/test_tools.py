@@ -478,3 +478,14 @@ async def test_broken_plan_table_does_not_fail_the_job(client: Client, project: 
     job = await ok(client, "generate_image", {"prompt": "plan in gbk", "output": "image/frames/shot-08-ff.png"})
     assert job["status"] == "completed" and (project / "image/log/shot-08-ff.json").is_file()
     assert (project / "image" / "plan.md").read_bytes() == "| 编号 | 说明 |\n".encode("gbk")  # left as people wrote it
+
+
+async def test_reuse_needs_the_same_file_not_just_the_same_name(client: Client, project: Path, sandbox: Any) -> None:
+    apple = {"prompt": "a red apple", "output": "image/styles/look.png"}
+    first = await ok(client, "generate_image", apple)
+    car = await ok(client, "generate_image", {"prompt": "a blue car", "output": "image/styles/look.png", "overwrite": True})
+    assert car["files"][0]["path"] == "image/styles/look.png"
+    again = await ok(client, "generate_image", apple)  # the apple's file was replaced by the car: not reusable
+    assert again["reused"] is False and again["job_id"] != first["job_id"] and sandbox.submission_count() == 3
+    same = await ok(client, "generate_image", apple)
+    assert same["reused"] is True and sandbox.submission_count() == 3

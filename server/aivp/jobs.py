@@ -506,9 +506,27 @@ class JobRunner:
             "again with fresh=true."))
 
     def _outputs_exist(self, row: JobRow) -> bool:
+        """The job's files are still there and still its own (not replaced by another job's output)."""
         if not row.outputs:
             return False
-        return all((self.project.root / o["path"]).is_file() for o in row.outputs)
+        return all(self._unchanged(o) for o in row.outputs)
+
+    def _unchanged(self, out: dict[str, Any]) -> bool:
+        path = self.project.root / out["path"]
+        try:
+            st = path.stat()
+        except OSError:
+            return False
+        if "mtime_ns" not in out:  # recorded before aivp kept these: the name is all there is
+            return path.is_file()
+        if st.st_mtime_ns == out["mtime_ns"] and st.st_size == out.get("file_bytes"):
+            return True
+        want = out.get("file_sha256") or out.get("sha256")
+        if st.st_size != out.get("file_bytes") or not want:
+            return False
+        from .inputs import file_sha256
+
+        return file_sha256(path) == want  # touched but maybe the same bytes (a copy, a restore)
 
     def _progress(self, row: JobRow, message: str | None = None, stopped: bool = False) -> Progress:
         live = self._live.get(row.id)

@@ -20,6 +20,7 @@ import anyio
 
 from .download import download
 from .errors import JobFailed
+from .inputs import file_sha256
 from .ledger import JobRow, now_iso
 from .providers.base import Handle, OutputFile, Provider
 
@@ -68,6 +69,9 @@ async def fetch_outputs(runner: JobRunner, row: JobRow, provider: Provider) -> J
                  "content_type": got.content_type or f.content_type, "kind": f.kind, **info}
         if converted:
             entry["converted_from"] = converted
+            entry["file_sha256"] = await anyio.to_thread.run_sync(file_sha256, placed)
+        st = placed.stat()
+        entry["file_bytes"], entry["mtime_ns"] = st.st_size, st.st_mtime_ns  # what "still the same file" means
         done = [*done[:i], entry]
         row = ledger.update(row.id, outputs=done)
     extra = spec.get("extra") or {}

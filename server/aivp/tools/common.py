@@ -58,6 +58,15 @@ class AppState:
         return self.runner_or_none
 
 
+def budget_of(state: AppState) -> float | None:
+    """The spending cap: AIVP_BUDGET_USD, else aivp.toml's budget_usd, else none."""
+    if state.settings.budget_usd is not None:
+        return state.settings.budget_usd
+    from ..project_config import load_config
+
+    return load_config(state.project.root).budget_usd
+
+
 def state_of(ctx: Context[Any, Any]) -> AppState:
     return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from ..catalog import resolve
 from ..errors import InvalidParameterError
 from ..ledger import JobRow
-from .common import AppState, JobResult, as_tool_result, boundary, follow, job_result, state_of
+from .common import AppState, JobResult, as_tool_result, boundary, budget_of, follow, job_result, state_of
 from ..jobs import Started
 
 
@@ -63,7 +63,7 @@ def register(mcp: MCPServer[Any]) -> None:
         state = state_of(ctx)
         spend = state.ledger.spend()
         base = {"spent_usd": spend["spent_usd"], "committed_usd": spend["committed_usd"],
-                "budget_usd": state.settings.budget_usd}
+                "budget_usd": budget_of(state)}
         if job_id is None and request_id is None:
             rows = state.ledger.recent(limit)
             status = QueueStatus(recent=[_line(r) for r in rows], **base)

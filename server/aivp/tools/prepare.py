@@ -21,7 +21,7 @@ from ..errors import InvalidParameterError, MissingKeyError
 from ..settings import KEY_HELP
 from ..inputs import InputRef, iter_inputs, resolve_input
 from ..jobs import JobRequest
-from .common import AppState
+from .common import AppState, budget_of
 
 IMAGE_ROLES = ("image", "start_image", "end_image", "mask")
 MODES = {"t2i": "T2I", "i2i": "I2I", "edit": "EDIT", "inpaint": "INPAINT", "upscale": "UPSCALE", "t2v": "T2V",
@@ -153,7 +153,7 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
         prompt=roles.get("prompt") or _shots_prompt(call.extra), estimate=est, targets=targets, overwrite=call.overwrite,
         fresh=call.fresh, record_type="group" if call.extra.get("shots") else _record_type(targets, call.kind),
         plan_type=_plan_type(targets), extra={**_extra(roles), **call.extra, **_cast(exp)},
-        budget_usd=state.settings.budget_usd if state.settings.budget_usd is not None else config.budget_usd,
+        budget_usd=budget_of(state),
     )
     return req, why
 

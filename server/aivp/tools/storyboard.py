@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from ..errors import BudgetExceeded, InputError
 from ..pipeline import Options, PipelineRun, Planner, Step, estimate, execute, write_plan_rows
 from ..pipeline.plan import clip_path, frame_path
-from .common import AppState, boundary, state_of
+from .common import AppState, boundary, budget_of, state_of
 from .generate import PAID
 
 Stage = Literal["portraits", "locations", "keyframes", "clips"]
@@ -160,7 +160,7 @@ def _image_default(state: AppState) -> str | None:
 
 
 def _check_budget(state: AppState, total: float) -> None:
-    budget = state.settings.budget_usd
+    budget = budget_of(state)
     if budget is None:
         return
     spend = state.ledger.spend()
@@ -168,7 +168,7 @@ def _check_budget(state: AppState, total: float) -> None:
         raise BudgetExceeded(
             f"This run would cost about ${total:.2f}; with ${spend['spent_usd']:.2f} spent and "
             f"${spend['committed_usd']:.2f} running it would pass the ${budget:.2f} budget. Nothing was sent. "
-            "Run fewer shots (shots=[...]), pick cheaper models, or raise AIVP_BUDGET_USD.")
+            "Run fewer shots (shots=[...]), pick cheaper models, or raise the budget (AIVP_BUDGET_USD or aivp.toml).")
 
 
 async def _wait(ctx: Context[Any, Any], run: PipelineRun, wait_s: float | None) -> None:
