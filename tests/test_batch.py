@@ -71,3 +71,15 @@ async def test_labels_must_be_unique(client: Client, sandbox: Any) -> None:
     text = await refused(client, "batch_generate", {"items": [{"label": "a", "args": {"prompt": "x"}},
                                                               {"label": "a", "args": {"prompt": "y"}}]})
     assert "unique" in text and sandbox.submission_count() == 0
+
+
+async def test_identical_items_are_refused_not_silently_collapsed(client: Any, project: Any, sandbox: Any) -> None:
+    from .test_tools import ok
+
+    same = {"prompt": "four takes of one thing"}
+    out = await ok(client, "batch_generate", {"items": [
+        {"label": "a", "args": same}, {"label": "b", "args": same}, {"label": "c", "args": {**same, "seed": 2}}]})
+    by = {i["label"]: i for i in out["items"]}
+    assert by["a"]["status"] == "completed" and by["c"]["status"] == "completed"
+    assert by["b"]["status"] == "invalid" and "identical to item 'a'" in by["b"]["error"]
+    assert sandbox.submission_count() == 2 and out["cost_usd"] == pytest.approx(0.30)

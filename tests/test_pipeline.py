@@ -183,3 +183,16 @@ async def test_a_run_over_the_aivp_toml_budget_is_refused_whole(client: Client, 
     assert sandbox.submission_count() == 0
     status = await ok(client, "queue_status", {})
     assert status["budget_usd"] == 2
+
+
+async def test_redo_of_a_dialogue_scene_replaces_its_shot_clips(client: Client, story: Path, sandbox: Any) -> None:
+    first = await ok(client, "run_storyboard", {"mode": "run", "multi_shot": True, "wait_s": 60})
+    assert first["status"] == "done"
+    before = {n: (story / f"video/clips/shot-0{n}.mp4").stat().st_mtime_ns for n in (3, 4, 5)}
+    count = sandbox.submission_count()
+    again = await ok(client, "run_storyboard", {"mode": "run", "multi_shot": True, "redo": ["2.2"], "wait_s": 60})
+    assert again["status"] == "done"
+    assert sandbox.submission_count() == count + 2  # shot 2.2's keyframe and its scene's group, nothing else
+    for n in (3, 4, 5):
+        assert (story / f"video/clips/shot-0{n}.mp4").stat().st_mtime_ns != before[n]
+    assert not list((story / "video/clips").glob("shot-0?-2.mp4"))

@@ -489,3 +489,13 @@ async def test_reuse_needs_the_same_file_not_just_the_same_name(client: Client, 
     assert again["reused"] is False and again["job_id"] != first["job_id"] and sandbox.submission_count() == 3
     same = await ok(client, "generate_image", apple)
     assert same["reused"] is True and sandbox.submission_count() == 3
+
+
+async def test_failed_jobs_show_in_plan_and_records_do_not_collide(client: Client, project: Path, sandbox: Any) -> None:
+    await refused(client, "generate_image", {"prompt": "[sandbox:unsafe] x", "output": "image/frames/shot-07-ff.png"})
+    assert "| `image/frames/shot-07-ff.png` |" in (project / "image/plan.md").read_text()
+    assert "| failed |" in (project / "image/plan.md").read_text()
+    await ok(client, "generate_image", {"prompt": "harbour plate", "output": "image/locations/harbor.png"})
+    await ok(client, "generate_image", {"prompt": "harbour style", "output": "image/styles/harbor.png"})
+    records = {json.loads(p.read_text())["file"] for p in (project / "image/log").glob("*harbor.json")}
+    assert records == {"image/locations/harbor.png", "image/styles/harbor.png"}

@@ -495,8 +495,20 @@ class JobRunner:
 
     def _finish(self, job_id: str, state: str, **values: Any) -> JobRow:
         row = self.ledger.update(job_id, state=state, finished_at=now_iso(), queue_position=None, **values)
+        self._mark_plan(row)
         self._publish(row)
         return row
+
+    def _mark_plan(self, row: JobRow) -> None:
+        """A job that ends without files still shows in plan.md (failed, canceled, unknown) for its target."""
+        from .outputs import _in_convention_folder, plan_row
+
+        spec = row.spec
+        for target in spec.get("targets") or []:
+            if spec.get("plan_type") or _in_convention_folder(target):
+                plan_row(self.project, spec.get("kind", "image"), target, type_=spec.get("plan_type") or
+                         target.rsplit("/", 1)[-1].rsplit(".", 1)[0], model=row.endpoint, mode=spec.get("mode", "-"),
+                         status=row.state)
 
     def _mark_unknown(self, job_id: str, why: str) -> None:
         row = self.get(job_id)
@@ -543,6 +555,8 @@ class JobRunner:
                 pass
         if not row.active:
             live.done.set()
+            if not live.subscribers and not live.driving:
+                self._live.pop(row.id, None)  # nothing waits on a finished job: keep memory flat
 
     def publish(self, row: JobRow, message: str) -> None:
         """For outputs.py: progress while downloading."""

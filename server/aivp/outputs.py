@@ -251,7 +251,8 @@ def _split_shots(project: Any, row: JobRow, group: dict[str, Any]) -> list[dict[
             outs.append(project.output_path(s["output"]))
         else:
             outs.append(src.with_name(f"{src.stem}-shot-{s['index']}{src.suffix}"))
-    free = [_free_name(p) for p in outs]
+    # a new take asked for (redo, overwrite) replaces the shot clips; otherwise nothing is clobbered
+    free = outs if row.spec.get("overwrite") else [_free_name(p) for p in outs]
     try:
         infos = media.split_video(src, cuts, free)
     except Exception as exc:

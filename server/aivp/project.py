@@ -149,9 +149,18 @@ class Project:
     def record_path(self, kind: str, output: Path) -> Path:
         """`image/log/<stem>.json`; a keyframe candidate's stem carries its shot (`shot-01-ff-c2`), since
         every shot's folder has an ff-c1.png."""
-        parts = self.rel(output).split("/")
+        rel = self.rel(output)
+        parts = rel.split("/")
         stem = f"{parts[2]}-{output.stem}" if len(parts) == 4 and parts[:2] == ["image", "candidates"] else output.stem
-        return self.root / LOG_DIR[kind] / f"{stem}.json"
+        path = self.root / LOG_DIR[kind] / f"{stem}.json"
+        if path.exists():  # image/locations/harbor.png and image/styles/harbor.png must not share a record
+            try:
+                owner = json.loads(path.read_text(encoding="utf-8")).get("file")
+            except (OSError, ValueError):
+                owner = None
+            if owner not in (None, rel) and len(parts) >= 2:
+                path = path.with_name(f"{parts[-2]}-{stem}.json")
+        return path
 
     # ---------------------------------------------------------------- plan.md tables
 

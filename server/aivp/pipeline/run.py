@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from ..errors import AivpError
+from ..errors import AivpError, SubmitUncertain
 from ..jobs import Progress
 from ..ledger import new_id, now_iso
 from ..tools.prepare import PLANNED, prepare
@@ -41,6 +41,7 @@ class PipelineRun:
 
     steps: dict[str, Step]
     concurrency: int
+    retry_unknown: bool = False  # send again the steps whose earlier submit's answer was lost
     id: str = field(default_factory=new_id)
     started_at: str = field(default_factory=now_iso)
     status: str = "running"
@@ -216,7 +217,14 @@ async def _run_step(state: Any, run: PipelineRun, step: Step) -> None:
         call.fresh, call.overwrite = True, True
     req, why = prepare(state, call)
     step.model, step.endpoint, step.mode = req.built.model.id, req.built.route.endpoint, req.mode
-    started = await state.runner.start(req)
+    try:
+        started = await state.runner.start(req)
+    except SubmitUncertain as exc:
+        if not run.retry_unknown:
+            raise SubmitUncertain(f"{exc} For this storyboard, run again with retry_unknown=true to send the steps "
+                                  "whose answer was lost (after checking the provider's dashboard).") from None
+        req.fresh = True  # asked for: send it again
+        started = await state.runner.start(req)
     step.job_id, step.status = started.row.id, "queued"
     _set_rows(state, step, "queued")
     await run.emit(step, f"{step.kind} {', '.join(step.targets)}: queued ({why})")

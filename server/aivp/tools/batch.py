@@ -54,6 +54,7 @@ class Item:
     model: str | None = None
     estimate_usd: float | None = None
     reused: bool = False
+    shared: bool = False
     finished: bool = False
     files: list[str] = field(default_factory=list)  # for items without a job (exists)
     error: str | None = None
@@ -111,6 +112,7 @@ async def _one(state: AppState, item: Item, limit: anyio.Semaphore) -> None:
             started = await state.runner.start(req)
             item.job_id = started.row.id
             item.reused = not started.created and started.row.state == "completed"
+            item.shared = not started.created  # another call already paid for this job (done or in flight)
             await state.runner.wait(started.row.id, math.inf)
         except AivpError as exc:
             item.status, item.error = "failed", state.settings.redact(str(exc))
@@ -150,7 +152,7 @@ def result_of(state: AppState, item: Item) -> ItemResult:
     row = state.runner.get(item.job_id)
     return ItemResult(label=item.label, status=row.state, job_id=row.id, files=[o["path"] for o in row.outputs],
                       model=row.model_id, estimate_usd=round(row.estimate_usd, 4),
-                      cost_usd=0.0 if item.reused else row.cost_usd,
+                      cost_usd=0.0 if item.reused or item.shared else row.cost_usd,
                       error=state.settings.redact(row.error) if row.error and row.state != "completed" else None)
 
 
@@ -196,6 +198,21 @@ def batch_item(state: AppState, item: BatchItem) -> Item:
     return Item(item.label, make=lambda: (req, why), model=req.built.model.id, estimate_usd=round(req.estimate.usd, 4))
 
 
+def _refuse_twins(items: list[Item]) -> None:
+    """Two identical items would be one job (identical requests are never paid twice): say so instead."""
+    first: dict[str, str] = {}
+    for item in items:
+        if item.make is None:
+            continue
+        key = item.make()[0].idem_key()
+        if key in first:
+            item.make, item.status, item.finished = None, "invalid", True
+            item.error = (f"identical to item {first[key]!r}, so it would be the same job and the same file. For "
+                          "another take give it a different seed (args.seed) or args.fresh=true.")
+        else:
+            first[key] = item.label
+
+
 def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Batch generate", annotations=PAID)
     @boundary
@@ -216,7 +233,9 @@ def register(mcp: MCPServer[Any]) -> None:
             from ..errors import InvalidParameterError
 
             raise InvalidParameterError(f"Labels must be unique; repeated: {sorted({x for x in labels if labels.count(x) > 1})}.")
-        run = Run([[batch_item(state, i) for i in items]], limit=concurrency)
+        built = [batch_item(state, i) for i in items]
+        _refuse_twins(built)
+        run = Run([built], limit=concurrency)
         await start_and_follow(ctx, run, wait_s)
         results = [result_of(state, i) for i in run.items]
         going = unfinished(results)

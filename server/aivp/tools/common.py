@@ -166,8 +166,9 @@ def job_result(state: AppState, row: JobRow, *, reused: bool = False) -> JobResu
         provider=row.provider, request_id=row.request_id, reused=reused, files=files,
         estimate_usd=round(row.estimate_usd, 4), cost_usd=row.cost_usd if not reused else 0.0,
         seed=seed if isinstance(seed, int) else None, queue_position=row.queue_position, logs=row.logs[-5:],
-        elapsed_s=_elapsed(row), warnings=[*row.spec.get("warnings", []), *_check_warnings(row)], error=row.error,
-        next_step=next_step(row, reused),
+        elapsed_s=_elapsed(row), warnings=[*row.spec.get("warnings", []), *_check_warnings(row)],
+        error=state.settings.redact(row.error) if row.error else None,
+        next_step=state.settings.redact(next_step(row, reused)),
     )
 
 

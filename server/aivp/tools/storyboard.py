@@ -62,6 +62,7 @@ def register(mcp: MCPServer[Any]) -> None:
         audio: Annotated[bool | None, Field(description="Native audio on or off for every clip (default: each model's default).")] = None,
         resolution: Annotated[str | None, Field(description="Clip resolution where the model offers a choice, e.g. 720p.")] = None,
         concurrency: Annotated[int, Field(ge=1, le=32, description="Jobs at once.")] = 4,
+        retry_unknown: Annotated[bool, Field(description="Send again the steps whose earlier submit got no answer (check the provider's dashboard first).")] = False,
         wait_s: Annotated[float | None, Field(ge=0, le=600, description="run: seconds to wait before returning (the run goes on in the server).")] = None,
     ) -> Annotated[CallToolResult, StoryboardResult]:
         """Turn the project's storyboard into character portraits, location plates, keyframes and clips.
@@ -90,7 +91,7 @@ def register(mcp: MCPServer[Any]) -> None:
         total = sum(s.estimate_usd for s in steps if s.status not in ("exists", "invalid"))
         _check_budget(state, total)
         write_plan_rows(state, steps)
-        run = PipelineRun({s.key: s for s in steps}, concurrency)
+        run = PipelineRun({s.key: s for s in steps}, concurrency, retry_unknown=retry_unknown)
         state.runs["storyboard"] = run
         state.runner.spawn(execute, state, run)
         await _wait(ctx, run, wait_s)
@@ -234,6 +235,10 @@ def _next(mode: str, status: str, todo: float, problems: list[Any]) -> str:
         return "The run goes on in the server. Call run_storyboard(mode='status') in about 30 s to follow it."
     if status in ("partial", "failed"):
         return "Some steps failed (see shots[].error). Fix the cause, then run again: only what is missing is redone."
+    if status == "stopped":
+        return "The run stopped with the server. Call run_storyboard(mode='run') to pick it up: done steps are kept."
+    if status == "idle":
+        return "No run is going. Call run_storyboard(mode='plan') to see what is left to make."
     return f"Done. Clips are in video/clips/, progress in video/plan.md.{fix}"
 
 
