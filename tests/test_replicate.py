@@ -131,7 +131,7 @@ async def test_safety_refusal_and_a_transient_failure(rep: Client, project: Path
     assert "transient" in text and "PA" in text
     listing = await ok(rep, "queue_status", {})
     assert [j["status"] for j in listing["recent"][:2]] == ["failed", "failed"]
-    assert [j["cost_usd"] for j in listing["recent"][:2]] == [0, 0]
+    assert [j["cost_usd"] for j in listing["recent"][:2]] == [None, 0]  # a transient failure may be billed: unknown
     assert partials(project) == [] and not (project / "image/generated").exists()
 
 

@@ -38,6 +38,7 @@ async def download(client: httpx.AsyncClient, url: str, dest: Path, *, policy: R
     if not url.lower().startswith(("https://", "http://")):
         raise OutputLost(f"The provider returned an output link aivp will not fetch ({url[:60]!r}); only http(s) is used.")
     written = 0
+    gone = 0
     digest = hashlib.sha256()
     content_type: str | None = None
     attempt = 0
@@ -48,6 +49,9 @@ async def download(client: httpx.AsyncClient, url: str, dest: Path, *, policy: R
             headers = {"Range": f"bytes={written}-"} if written else {}
             try:
                 async with client.stream("GET", url, headers=headers) as r:
+                    if r.status_code in (403, 404, 410) and gone < 2:  # a CDN can lag a moment behind the result
+                        gone += 1
+                        raise httpx.RemoteProtocolError(f"HTTP {r.status_code}")
                     if r.status_code in (403, 404, 410):
                         raise OutputLost(
                             f"The output link has expired or is gone (HTTP {r.status_code} from {host_of(url)}); "

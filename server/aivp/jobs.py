@@ -592,8 +592,9 @@ def record_payload(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _failed_cost(exc: JobFailed) -> float | None:
-    """What a failed job cost: refusals and validation errors are normally free; other failures unknown."""
-    return 0.0 if exc.code in ("safety_refusal",) or getattr(exc, "error_type", None) else None
+    """What a failed job cost: a safety refusal is not billed; for other failures the provider may have
+    billed compute, so the cost is unknown (None), not zero."""
+    return 0.0 if exc.code == "safety_refusal" else None
 
 
 __all__ = ["JobRequest", "JobRunner", "Progress", "Started", "describe_state"]

@@ -100,9 +100,10 @@ def multishot_call(
     With no elements given, characters mentioned as @Name become elements (their sheets), locations
     become reference images (@Image1 ...), and their descriptions go into the master prompt."""
     images: dict[str, int] = {}
-    if not elements:
-        elements, references, master_prompt, images = _from_assets(
-            state, [master_prompt, *(s.prompt for s in shots)], list(references or []), master_prompt, variations)
+    given = {e.name.lstrip("@").lower() for e in elements}
+    more, references, master_prompt, images = _from_assets(
+        state, [master_prompt, *(s.prompt for s in shots)], list(references or []), master_prompt, variations, skip=given)
+    elements = [*elements, *more]
     names = {e.name.lstrip("@").lower(): i for i, e in enumerate(elements, start=1)}
     if len(names) != len(elements):
         raise InvalidParameterError("Two elements share a name; give each character a different @Name.")
@@ -159,14 +160,17 @@ def _rewrite(prompt: str, names: dict[str, int], master: str | None, images: dic
 
 
 def _from_assets(state: Any, texts: list[str | None], references: list[str], master: str | None,
-                 variations: dict[str, str] | None) -> tuple[list[ElementIn], list[str], str | None, dict[str, int]]:
-    """Elements and reference images for the assets the shots mention (see mentions.py)."""
-    from ..mentions import mentioned
+                 variations: dict[str, str] | None, skip: set[str] = frozenset(),  # type: ignore[assignment]
+                 ) -> tuple[list[ElementIn], list[str], str | None, dict[str, int]]:
+    """Elements and reference images for the assets the shots mention (see mentions.py); names in `skip`
+    are elements the caller gave."""
+    from ..mentions import MENTION, mentioned
 
     root = state.project.root
     elements: list[ElementIn] = []
     images: dict[str, int] = {}
     cast: list[str] = []
+    texts = [MENTION.sub(lambda m: "" if m.group(1).lower() in skip else m.group(0), t or "") for t in texts]
     for name, asset, variation in mentioned(state.project, texts, variations):
         files = asset.images(root, variation)
         if not files:

@@ -24,6 +24,8 @@ from ..jobs import JobRequest
 from .common import AppState, budget_of
 
 IMAGE_ROLES = ("image", "start_image", "end_image", "mask")
+IMAGE_EXTS = {"png", "jpg", "jpeg", "webp"}
+VIDEO_EXTS = {"mp4", "mov", "m4v", "webm"}
 MODES = {"t2i": "T2I", "i2i": "I2I", "edit": "EDIT", "inpaint": "INPAINT", "upscale": "UPSCALE", "t2v": "T2V",
          "i2v": "I2V", "first-last-frame": "FLF", "reference-to-video": "R2V", "v2v": "V2V", "multi-shot": "MULTI"}
 CONVENTION_TYPES = {"image/characters/": "character", "image/frames/": "keyframe", "image/locations/": "location",
@@ -141,6 +143,10 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
                 f"output {call.output!r} is also an input of this call; aivp never replaces a source file. "
                 "Pick another output path.")
         ext = PurePosixPath(targets[0]).suffix.lower().lstrip(".")
+        fits = IMAGE_EXTS if call.kind == "image" else VIDEO_EXTS
+        if ext not in fits:
+            raise InvalidParameterError(f"output {call.output!r} is not a {call.kind} file name; end it in "
+                                        f"{', '.join('.' + e for e in sorted(fits))}.")
         if ext in ("png", "jpg", "jpeg", "webp") and roles.get("output_format") is None:
             roles["output_format"] = "jpeg" if ext == "jpg" else ext
             soft.add("output_format")

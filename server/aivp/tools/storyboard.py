@@ -196,10 +196,11 @@ def _fresh_steps(state: AppState, sb: Any) -> list[Step]:
 def _result(state: AppState, sb: Any, run: PipelineRun | None, mode: str, steps: Any, note: str = "") -> CallToolResult:
     steps = list(steps)
     by_target = {t: s for s in steps for t in s.targets}
+    in_flight = {t for row in state.ledger.unfinished() for t in (row.spec.get("targets") or [])}
     shots = []
     for shot in sb.shots:
-        frames = {k: _status(by_target, state, frame_path(shot.number, k)) for k in shot.frames}
-        clip = _status(by_target, state, clip_path(shot.number))
+        frames = {k: _status(by_target, state, frame_path(shot.number, k), in_flight) for k in shot.frames}
+        clip = _status(by_target, state, clip_path(shot.number), in_flight)
         involved = [s for s in steps if shot.number in s.shots]
         errors = [s.error for s in involved if s.error]
         statuses = {clip, *frames.values()}
@@ -220,11 +221,15 @@ def _result(state: AppState, sb: Any, run: PipelineRun | None, mode: str, steps:
     return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
 
 
-def _status(by_target: dict[str, Step], state: AppState, rel: str) -> str:
+def _status(by_target: dict[str, Step], state: AppState, rel: str, in_flight: set[str]) -> str:
     step = by_target.get(rel)
+    if (state.project.root / rel).is_file() and (step is None or step.status in ("exists", "pending")):
+        return "done"
+    if rel in in_flight and (step is None or step.status == "pending"):
+        return "running"  # a job from an earlier run, still going (or resumed after a restart)
     if step is not None:
         return "done" if step.status == "exists" else step.status
-    return "done" if (state.project.root / rel).is_file() else "missing"
+    return "missing"
 
 
 def _next(mode: str, status: str, todo: float, problems: list[Any]) -> str:
