@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import resolve
 from ..catalog.routing import ref_cap
 from ..project import Project
-from ..storyboard import Shot, Storyboard
 from ..tools.multishot import ElementIn, ShotIn, multishot_call
 from ..tools.prepare import Call
+
+if TYPE_CHECKING:
+    from ..storyboard import Shot, Storyboard
 
 PORTRAIT_VIEWS = ("front", "side", "back")
 DEFAULT_VIDEO_MODEL = "seedance-1.5-pro"
