@@ -99,7 +99,7 @@ async def _demo(root: Path, env: dict[str, str], sb: Any) -> int:
                        and not p.is_relative_to(root / "script") and not p.is_relative_to(root / "storyboard")):
         say(f"   {path.relative_to(root)}")
     record = json.loads((root / "video/log/group-01.json").read_text(encoding="utf-8"))
-    say(f"\nThe dialogue scene's record (video/log/group-01.json) lists its shots: "
+    say("\nThe dialogue scene's record (video/log/group-01.json) lists its shots: "
         + ", ".join(f"{s['file']} ({s['duration']:g} s)" for s in record["shots"]))
     checks = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((root / "video/log").glob("shot-*.json"))]
     say("Clip checks: " + "; ".join(f"{c['file']}: {c['output'].get('check', {}).get('message', 'n/a')}" for c in checks))

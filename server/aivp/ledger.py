@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 ACTIVE_STATES = ("pending", "submitting", "queued", "running", "fetching")
-TERMINAL_STATES = ("completed", "failed", "canceled", "unknown")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _ulid_lock = threading.Lock()

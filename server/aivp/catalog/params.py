@@ -64,10 +64,6 @@ class Built:
     def role_field(self, role: str) -> str | None:
         return next((n for n, p in self.params.items() if p.role == role), None)
 
-    def role_value(self, role: str) -> Any:
-        name = self.role_field(role)
-        return None if name is None else self.effective.get(name)
-
 
 def choose_endpoint(model: Model, task: str) -> Endpoint:
     for e in model.endpoints:

@@ -11,11 +11,9 @@ from typing import Any, Literal
 from . import catalog, effective_params, effective_pricing, resolve
 from .pricing import price_text as pricing_text
 from .pricing import typical
-from .routing import tasks_of
+from .routing import CONSISTENCY_RANK, tasks_of
 from .schema import Model, Param
 
-CONSISTENCY_RANK = {"none": 0, "weak": 1, "medium": 2, "strong": 3}
-TIER_RANK = {"fast": 0, "standard": 1, "premium": 2}
 Prefer = Literal["balanced", "quality", "price", "speed"]
 
 

@@ -30,7 +30,7 @@ from ..errors import (
     SubmitUncertain,
 )
 from ..settings import Settings
-from .base import Canceled, Completed, Handle, JobState, OutputFile, Queued, Result, Running
+from .base import Completed, Handle, JobState, OutputFile, Queued, Result, Running
 from .http import RetryPolicy, retry_after, send
 
 log = logging.getLogger("aivp.fal")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from ..catalog import resolve
 from ..errors import InvalidParameterError
 from ..ledger import JobRow
-from .common import AppState, JobResult, as_tool_result, boundary, budget_of, follow, job_result, state_of
+from .common import AppState, JobResult, as_tool_result, boundary, budget_of, follow, state_of
 from ..jobs import Started
 
 
