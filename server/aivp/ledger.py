@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .jobspec import JobSpec
+
 ACTIVE_STATES = ("pending", "submitting", "queued", "running", "fetching")
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -141,7 +143,7 @@ class JobRow:
     task: str
     state: str
     request: dict[str, Any]
-    spec: dict[str, Any]
+    spec: JobSpec
     request_id: str | None
     handle: dict[str, Any] | None
     queue_position: int | None
@@ -173,6 +175,7 @@ class JobRow:
             if f.name in _JSON_FIELDS:
                 value = json.loads(value) if value else _JSON_FIELDS[f.name]()
             decoded[f.name] = value
+        decoded["spec"] = JobSpec.from_json(decoded["spec"])  # any stored version, read back typed
         return cls(**decoded)
 
 
@@ -187,6 +190,8 @@ _JSON_FIELDS: dict[str, Callable[[], Any]] = {
 
 
 def _dump(value: Any) -> str:
+    if isinstance(value, JobSpec):
+        value = value.to_json()
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
@@ -247,7 +252,7 @@ class Ledger:
         endpoint: str,
         task: str,
         request: dict[str, Any],
-        spec: dict[str, Any],
+        spec: JobSpec,
         estimate_usd: float,
         reuse: Callable[[list[JobRow]], JobRow | None] | None = None,
         guard: Callable[[], None] | None = None,
