@@ -13,7 +13,7 @@ from . import __version__
 from .ledger import Ledger
 from .project import Project
 from .settings import Settings
-from .tools.common import AppState
+from .domain.studio import Studio
 
 log = logging.getLogger("aivp")
 
@@ -26,11 +26,11 @@ the project root; keyframes go to image/frames/shot-NN-ff.png, clips to video/cl
 """
 
 
-def build_server(settings: Settings) -> MCPServer[AppState]:
+def build_server(settings: Settings) -> MCPServer[Studio]:
     """The aivp MCP server for one project. Nothing touches the network until a tool needs it."""
 
     @asynccontextmanager
-    async def lifespan(server: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    async def lifespan(server: MCPServer[Studio]) -> AsyncIterator[Studio]:
         from .jobs import JobRunner
         from .providers import create_all
 
@@ -50,18 +50,17 @@ def build_server(settings: Settings) -> MCPServer[AppState]:
                 if runner is not None:
                     await tg.start(runner.run)
                 try:
-                    yield AppState(settings, project, ledger, runner)
+                    yield Studio(settings, project, ledger, runner)
                 finally:
                     tg.cancel_scope.cancel()
         if isinstance(ledger, Ledger):
             ledger.close()
 
-    server: MCPServer[AppState] = MCPServer(
+    server: MCPServer[Studio] = MCPServer(
         "aivp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
     )
-    from . import resources
-    from .tools import assets, batch, candidates, catalog, generate, jobs, multishot, storyboard
+    from .tools import assets, batch, candidates, catalog, generate, jobs, multishot, resources, storyboard
 
     generate.register(server)
     multishot.register(server)

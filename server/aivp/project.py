@@ -1,16 +1,7 @@
-"""The project folder: where things go, and the one containment check every path goes through.
+"""The project folder: the one containment check every path goes through, and safe writes inside it.
 
-Layout (the aivp pipeline convention):
-
-    script/characters/<name>.md, script/scenes/<name>.md   upstream, read
-    storyboard/storyboard-final/...                         upstream, read
-    image/characters/<name>-<view>.png   image/locations/   image/styles/
-    image/frames/shot-NN-ff.png, -lf.png  image/candidates/shot-NN/
-    image/generated/<slug>-<id>.png      standalone results
-    image/log/<stem>.json, image/plan.md
-    video/clips/shot-NN.mp4, group-NN.mp4  video/generated/
-    video/log/<stem>.json, video/plan.md
-    .aivp/                               ledger and cache: never read as input, never served
+Where things go by name is `layout.py`; this module turns those names into checked absolute paths
+(inside the project root, or a read-only extra root for inputs; never `.aivp/` or a hidden file).
 
 Nothing is overwritten silently: `place()` links a finished temporary file to a free name
 atomically and only replaces an existing file when the caller asked for it.
@@ -21,16 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any
 
+from . import layout
 from .errors import InputFileError, PathOutsideProject
+from .layout import GENERATED, LOG_DIR, PLAN, STATE_DIR, slug
 
-STATE_DIR = ".aivp"
-GENERATED = {"image": "image/generated", "video": "video/generated"}
-LOG_DIR = {"image": "image/log", "video": "video/log"}
-PLAN = {"image": "image/plan.md", "video": "video/plan.md"}
+__all__ = ["GENERATED", "LOG_DIR", "PLAN", "PLAN_HEADER", "Project", "STATE_DIR", "set_plan_row", "slug"]
 PLAN_HEADER = ("#", "Type", "File", "Model", "Mode", "Status")
 
 
@@ -96,12 +85,6 @@ class Project:
 
     # ---------------------------------------------------------------- naming and writing
 
-    def default_output(self, kind: str, prompt: str, job_id: str, ext: str, index: int = 0, count: int = 1) -> Path:
-        """`image/generated/<slug>-<short id>[-<n>].<ext>` for a standalone result."""
-        suffix = f"-{index + 1}" if count > 1 else ""
-        name = f"{slug(prompt, fallback=kind)}-{job_id[-8:].lower()}{suffix}.{ext}"
-        return self.root / GENERATED[kind] / name
-
     def place(self, tmp: Path, final: Path, *, overwrite: bool = False) -> Path:
         """Move a finished temporary file to `final` atomically; never clobber unless `overwrite`.
 
@@ -147,31 +130,67 @@ class Project:
         return path
 
     def record_path(self, kind: str, output: Path) -> Path:
-        """`image/log/<stem>.json`; a keyframe candidate's stem carries its shot (`shot-01-ff-c2`), since
-        every shot's folder has an ff-c1.png."""
+        """`image/log/<stem>.json` (see `layout.record_path`), or `<folder>-<stem>.json` when another file of
+        the same stem already owns that record (image/locations/harbor.png and image/styles/harbor.png)."""
         rel = self.rel(output)
         parts = rel.split("/")
-        stem = f"{parts[2]}-{output.stem}" if len(parts) == 4 and parts[:2] == ["image", "candidates"] else output.stem
-        path = self.root / LOG_DIR[kind] / f"{stem}.json"
-        if path.exists():  # image/locations/harbor.png and image/styles/harbor.png must not share a record
+        path = self.output_path(layout.record_path(kind, rel))
+        if path.exists():
             try:
                 owner = json.loads(path.read_text(encoding="utf-8")).get("file")
             except (OSError, ValueError):
                 owner = None
             if owner not in (None, rel) and len(parts) >= 2:
-                path = path.with_name(f"{parts[-2]}-{stem}.json")
+                path = path.with_name(f"{parts[-2]}-{path.name}")
         return path
+
+    def read_json(self, rel: str | Path) -> dict[str, Any]:
+        """A JSON object from a project file, read through the containment check; {} when missing or unreadable."""
+        try:
+            data = json.loads(self.output_path(rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def write_bytes(self, rel: str | Path, data: bytes) -> str:
+        """Write bytes at a project path atomically (the caller decided replacing is right)."""
+        path = self.output_path(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return self.rel(path)
+
+    def delete(self, rel: str | Path) -> bool:
+        """Remove a project file (never a folder); False when it was not there."""
+        path = self.output_path(rel)
+        if path.is_dir():
+            raise InputFileError(f"{self.rel(path)} is a folder; aivp only deletes files.")
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     # ---------------------------------------------------------------- plan.md tables
 
     def update_plan(self, kind: str, file: str, *, type_: str, model: str, mode: str, status: str) -> None:
         """Set the row of `file` in image/plan.md or video/plan.md, keeping everything else as written."""
-        path = self.root / PLAN[kind]
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.write_text(path, set_plan_row(text, kind, file, type_=type_, model=model, mode=mode, status=status))
+        self.update_plan_rows(kind, [(file, type_, model, mode, status)])
 
-    def write_text(self, path: Path, text: str) -> Path:
+    def plan_text(self, kind: str) -> str:
+        """image/plan.md or video/plan.md as written ("" when there is none yet)."""
+        path = self.output_path(PLAN[kind])
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+    def update_plan_rows(self, kind: str, rows: list[tuple[str, str, str, str, str]]) -> None:
+        """Set several rows (file, type, model, mode, status) with one rewrite of the table."""
+        text = self.plan_text(kind)
+        for file, type_, model, mode, status in rows:
+            text = set_plan_row(text, kind, file, type_=type_, model=model, mode=mode, status=status)
+        self.write_text(PLAN[kind], text)
+
+    def write_text(self, path: str | Path, text: str) -> Path:
         """Write a text file atomically (temp file + replace), inside the project."""
         path = self.output_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,18 +198,6 @@ class Project:
         tmp.write_bytes(text.encode("utf-8"))
         os.replace(tmp, path)
         return path
-
-
-def slug(text: str, *, fallback: str = "item", max_len: int = 40) -> str:
-    """A safe file-name fragment: lowercase ASCII words joined by '-'; never raw prompt text."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
-    out = ""
-    for w in words:
-        if len(out) + len(w) + 1 > max_len:
-            break
-        out = f"{out}-{w}" if out else w
-    return out or fallback
 
 
 def _cells(line: str) -> list[str]:

@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..catalog import resolve
 from ..catalog.routing import ref_cap
+from ..domain.multishot import ElementIn, ShotIn, multishot_call
+from ..domain.prepare import Call
+from ..domain.shots import PORTRAIT_VIEWS, frame_prompt, frame_refs
+from ..domain.studio import Studio
+from ..layout import clip_path, frame_path, location_path, portrait_path
 from ..project import Project
-from ..tools.multishot import ElementIn, ShotIn, multishot_call
-from ..tools.prepare import Call
 
 if TYPE_CHECKING:
     from ..storyboard import Shot, Storyboard
 
-PORTRAIT_VIEWS = ("front", "side", "back")
 DEFAULT_VIDEO_MODEL = "seedance-1.5-pro"
 DEFAULT_IMAGE_MODEL = "nano-banana-pro"
 DEFAULT_MULTI_MODEL = "kling-o3-pro"
@@ -51,7 +53,7 @@ class Options:
 class Step:
     key: str
     kind: str  # portrait | location | keyframe | clip | group
-    make: Callable[[Any], Call]  # state -> the call; built late, when the inputs it names exist
+    make: Callable[[Studio, frozenset[str]], Call]  # (studio, files still to be made) -> the call, built late
     targets: list[str]
     deps: list[str]
     shots: list[int]
@@ -72,24 +74,8 @@ class Step:
                 "job_id": self.job_id, "error": self.error, "note": self.note, "waits_for": self.deps}
 
 
-def _const(call: Call) -> Callable[[Any], Call]:
-    return lambda state: call
-
-
-def frame_path(number: int, kind: str) -> str:
-    return f"image/frames/shot-{number:02d}-{'ff' if kind == 'first' else 'lf'}.png"
-
-
-def clip_path(number: int) -> str:
-    return f"video/clips/shot-{number:02d}.mp4"
-
-
-def portrait_path(slug: str, view: str) -> str:
-    return f"image/characters/{slug}-{view}.png"
-
-
-def location_path(slug: str) -> str:
-    return f"image/locations/{slug}.png"
+def _const(call: Call) -> Callable[[Studio, frozenset[str]], Call]:
+    return lambda state, planned: call
 
 
 class Planner:
@@ -166,9 +152,8 @@ class Planner:
                 continue
             spec = shot.frames[kind]
             target = frame_path(shot.number, kind)
-            refs, note = self._frame_refs(shot, kind)
-            prompt = spec.prompt or (shot.first_frame_text if kind == "first" else shot.last_frame_text) or shot.motion_text
-            prompt = self._with_anchors(prompt or f"Shot {shot.id}", shot, kind)
+            refs, note = frame_refs(self.sb, shot, kind, self.available)
+            prompt = frame_prompt(self.sb, shot, kind)
             ratio = spec.ratio or self._ratio(shot)
             model = self._override(shot, "image_model") or self.opts.image_model
             refs, dropped = self._cap_refs(model, refs)
@@ -253,9 +238,9 @@ class Planner:
         model, audio = self.opts.multi_model, self.opts.audio
         els = [ElementIn(**e) for e in elements]
 
-        def make(state: Any) -> Call:
+        def make(state: Studio, planned: frozenset[str]) -> Call:
             return multishot_call(state, shots, els, image=image, model=model, audio=audio, split=True,
-                                  aspect_ratio=self._ratio(members[0]))
+                                  aspect_ratio=self._ratio(members[0]), planned=planned)
 
         note = f"Kling multi-shot dialogue scene: shots {', '.join(s.id for s in members)} with {', '.join(names)}"
         targets = [clip_path(s.number) for s in members]
@@ -270,70 +255,12 @@ class Planner:
         found = [self.sb.character(n) for n in names]
         return [c for c in found if c is not None]
 
-    def _frame_refs(self, shot: Shot, kind: str) -> tuple[list[str], str]:
-        """References in priority order: characters (by facing), the scene, the shot's own first frame,
-        explicit frame references, prior frames of the same camera, the parent camera's frame."""
-        refs: list[str] = []
-        why: list[str] = []
-        for sc in shot.characters:
-            visible = sc.first_frame_visible if kind == "first" else sc.last_frame_visible
-            c = self.sb.character(sc.name)
-            if not visible or c is None:
-                continue
-            view = sc.angle if sc.angle in PORTRAIT_VIEWS else "front"
-            path = portrait_path(c.slug, view)
-            if not self.available(path):
-                path = portrait_path(c.slug, "front")
-            if self.available(path):
-                refs.append(path)
-                why.append(f"{c.name} ({view})")
-        if shot.scene and self.available(location_path(shot.scene)):
-            refs.append(location_path(shot.scene))
-            why.append(f"scene {shot.scene}")
-        if kind == "last" and self.available(frame_path(shot.number, "first")):
-            refs.append(frame_path(shot.number, "first"))
-            why.append("its first frame")
-        spec = shot.frames.get(kind)
-        for r in spec.references if spec else []:
-            if r.kind == "frame" and r.shot:
-                other = self.sb.shot(r.shot)
-                if other is not None and other.number != shot.number:
-                    path = frame_path(other.number, r.frame or "first")
-                    if self.available(path) and path not in refs:
-                        refs.append(path)
-                        why.append(f"shot {other.id} {r.frame or 'first'} frame")
-        earlier = [s for s in self.sb.shots if s.number < shot.number and s.camera_id and s.camera_id == shot.camera_id]
-        if earlier and self.available(frame_path(earlier[-1].number, "first")):
-            path = frame_path(earlier[-1].number, "first")
-            if path not in refs:
-                refs.append(path)
-                why.append(f"prior frame of {shot.camera_id} (shot {earlier[-1].id})")
-        parent = next((e.parent for e in self.sb.frame_plan if e.shot_id == shot.id and e.kind == kind and e.parent), None)
-        if parent:
-            pshot = next((s for s in self.sb.shots if s.id != shot.id and s.id in parent), None)
-            if pshot is not None and self.available(frame_path(pshot.number, "first")):
-                path = frame_path(pshot.number, "first")
-                if path not in refs:
-                    refs.append(path)
-                    why.append(f"parent camera frame (shot {pshot.id})")
-        return refs, "references: " + (", ".join(why) if why else "none")
-
     def _cap_refs(self, model: str, refs: list[str]) -> tuple[list[str], list[str]]:
         """At most as many references as the model's edit endpoint takes on its first route."""
         cap = ref_cap(resolve(model).model, "edit")
         if cap is None or len(refs) <= cap:
             return refs, []
         return refs[:cap], refs[cap:]
-
-    def _with_anchors(self, prompt: str, shot: Shot, kind: str) -> str:
-        """Each visible character's anchor phrase, word for word, unless the prompt has it already."""
-        extra = []
-        for sc in shot.characters:
-            visible = sc.first_frame_visible if kind == "first" else sc.last_frame_visible
-            c = self.sb.character(sc.name)
-            if visible and c is not None and c.anchor and c.anchor not in prompt:
-                extra.append(c.anchor)
-        return prompt if not extra else f"{prompt}\n\n" + "\n".join(extra)
 
     def _ratio(self, shot: Shot) -> str:
         for m in shot.motion.values():

@@ -13,15 +13,17 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 import anyio.lowlevel
 
 from ..errors import AivpError, SubmitUncertain
 from ..jobs import Progress
+from ..layout import plan_type
+from ..errors import InputError
 from ..ledger import new_id, now_iso
-from ..tools.prepare import PLANNED, prepare
+from ..domain.prepare import prepare
+from ..domain.studio import Studio
 from .plan import Step
 
 log = logging.getLogger("aivp.pipeline")
@@ -64,47 +66,31 @@ class PipelineRun:
         return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
-async def estimate(state: Any, steps: list[Step]) -> None:
+async def estimate(state: Studio, steps: list[Step]) -> None:
     """Fill model, endpoint, mode and cost of each step to do, by a dry run: nothing is sent."""
     planned = frozenset(t for s in steps if s.status != "exists" for t in s.targets)
-    token = PLANNED.set(planned)
-    try:
-        for s in steps:
-            try:
-                req, _ = prepare(state, s.make(state), dry_run=True)
-            except AivpError as exc:
-                s.status, s.error = "invalid", str(exc)
-                continue
-            s.model, s.endpoint, s.mode = req.built.model.id, req.built.route.endpoint, req.mode
-            s.estimate_usd = 0.0 if s.status == "exists" else req.estimate.usd
-    finally:
-        PLANNED.reset(token)
+    for s in steps:
+        try:
+            req, _ = prepare(state, s.make(state, planned), dry_run=True, planned=planned)
+        except AivpError as exc:
+            s.status, s.error = "invalid", str(exc)
+            continue
+        s.model, s.endpoint, s.mode = req.built.model.id, req.built.route.endpoint, req.mode
+        s.estimate_usd = 0.0 if s.status == "exists" else req.estimate.usd
 
 
-def write_plan_rows(state: Any, steps: list[Step]) -> None:
+def write_plan_rows(state: Studio, steps: list[Step]) -> None:
     """Rows in image/plan.md and video/plan.md for every file of the plan (people's own rows are kept).
 
     Each table is rewritten once, not once per row: a 30-shot plan has ~80 rows."""
-    from ..project import PLAN, set_plan_row
-
     for kind in ("image", "video"):
-        rows = [(s, t) for s in steps if s.plan_kind == kind for t in s.targets]
-        if not rows:
-            continue
-        path = state.project.root / PLAN[kind]
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        for s, t in rows:
-            status = {"exists": "done", "invalid": "failed"}.get(s.status, s.status)
-            text = set_plan_row(text, kind, t, type_=_type_of(t), model=s.endpoint or s.model, mode=s.mode or "-",
-                                status=status)
-        state.project.write_text(path, text)
+        rows = [(t, plan_type(t), s.endpoint or s.model, s.mode or "-", {"exists": "done", "invalid": "failed"}.get(
+            s.status, s.status)) for s in steps if s.plan_kind == kind for t in s.targets]
+        if rows:
+            state.project.update_plan_rows(kind, rows)
 
 
-def _type_of(target: str) -> str:
-    return target.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-
-
-async def execute(state: Any, run: PipelineRun) -> None:
+async def execute(state: Studio, run: PipelineRun) -> None:
     """Run every step once its inputs exist, at most `concurrency` jobs at a time."""
     finished = {key: anyio.Event() for key in run.steps}
     slots = PrioritySlots(max(1, run.concurrency))
@@ -211,8 +197,8 @@ class PrioritySlots:
         self._dispatch()
 
 
-async def _run_step(state: Any, run: PipelineRun, step: Step) -> None:
-    call = step.make(state)
+async def _run_step(state: Studio, run: PipelineRun, step: Step) -> None:
+    call = step.make(state, frozenset())
     if step.fresh:  # the shots named to be made again: a new take replaces the file
         call.fresh, call.overwrite = True, True
     req, why = prepare(state, call)
@@ -246,11 +232,11 @@ async def _run_step(state: Any, run: PipelineRun, step: Step) -> None:
         await run.emit(step, f"{step.kind} failed: {step.error}")
 
 
-def _set_rows(state: Any, step: Step, status: str) -> None:
+def _set_rows(state: Studio, step: Step, status: str) -> None:
     """Best effort: a plan table that cannot be written must not fail the step or the run."""
     for t in step.targets:
         try:
-            state.project.update_plan(step.plan_kind, t, type_=_type_of(t), model=step.endpoint or step.model,
+            state.project.update_plan(step.plan_kind, t, type_=plan_type(t), model=step.endpoint or step.model,
                                       mode=step.mode or "-", status=status)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, InputError) as exc:
             log.warning("could not update the plan row of %s: %s", t, exc)

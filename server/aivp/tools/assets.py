@@ -7,8 +7,7 @@ hand edits, and every other tool sees it at once.
 
 from __future__ import annotations
 
-import io
-import os
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,12 +17,14 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..assets import KINDS, VIEWS, Asset, Variation, load_assets, save_asset, unique
-from ..errors import InputFileError, InvalidParameterError
+from ..errors import InvalidParameterError
 from ..project import Project, slug as make_slug
-from .batch import Item, ItemResult, Run, result_of, start_and_follow, unfinished
-from .common import AppState, boundary, state_of
+from ..domain.batch import Item, ItemResult, Run, result_of, start_and_follow, unfinished
+from ..domain.files import png_bytes
+from ..domain.prepare import Call, prepare
+from ..domain.studio import Studio
+from .common import boundary, progress_reporter, state_of
 from .generate import PAID, DryRun, Model, WaitS
-from .prepare import PLANNED, Call, prepare
 
 SHEET_VIEWS = ("front", "side", "back")
 LOOK = {"front": "front view", "side": "side view, profile", "back": "back view"}
@@ -93,38 +94,6 @@ def find(project: Project, name: str) -> Asset | None:
     return index.get(re.sub(r"\s+", "", name.lower())) or index.get(make_slug(name))
 
 
-def png_bytes(project: Project, path: Path) -> bytes:
-    """The file as PNG bytes (converted with Pillow when it is another image format)."""
-    from ..media import sniff_mime
-
-    mime = sniff_mime(path)
-    if mime == "image/png":
-        return path.read_bytes()
-    if mime is None or not mime.startswith("image/"):
-        raise InputFileError(f"{project.rel(path)} is not an image ({mime or 'unknown format'}); pass a PNG, JPEG or WebP.")
-    from PIL import Image, ImageOps
-
-    try:
-        with Image.open(path) as im:
-            im.load()
-            upright = ImageOps.exif_transpose(im)
-            buf = io.BytesIO()
-            (upright if upright.mode in ("RGB", "RGBA", "L", "LA") else upright.convert("RGBA")).save(buf, "PNG")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputFileError(f"{project.rel(path)} could not be read as an image ({exc}).") from None
-    return buf.getvalue()
-
-
-def write_file(project: Project, rel: str, data: bytes) -> str:
-    """Write bytes at a project path atomically (the caller decided replacing is right)."""
-    path = project.output_path(rel)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return project.rel(path)
-
-
 def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Register asset", annotations=EDITS)
     @boundary
@@ -171,7 +140,7 @@ def register(mcp: MCPServer[Any]) -> None:
             asset = existing
         if existing is None and not description:
             notes.append("No description yet: prompts get only the name. Add one with register_asset(description=...).")
-        placed = {view: write_file(project, asset.image(asset.variation(variation) if variation else asset.default, view),
+        placed = {view: project.write_bytes(asset.image(asset.variation(variation) if variation else asset.default, view),
                                    data[view]) for view in data}
         result = Registered(asset=card(project.root, asset), placed=placed, notes=notes)
         verb = "Registered" if existing is None else "Updated"
@@ -205,15 +174,11 @@ def register(mcp: MCPServer[Any]) -> None:
         state = state_of(ctx)
         asset, write = _sheet_asset(state, name, kind, description)
         look = asset.variation(variation)
-        items, planned = _sheet_items(state, asset, look, views, turnaround, model, fresh)
+        items = _sheet_items(state, asset, look, views, turnaround, model, fresh)
         if dry_run:
-            token = PLANNED.set(frozenset(planned))
-            try:
-                for stage in items:
-                    for item in stage:
-                        _estimate(item)
-            finally:
-                PLANNED.reset(token)
+            for stage in items:
+                for item in stage:
+                    _estimate(item)
             results = [result_of(state, i) for s in items for i in s]
             est = sum(r.estimate_usd or 0 for r in results)
             nxt = "Nothing was sent or charged. Call again without dry_run to make it."
@@ -221,14 +186,14 @@ def register(mcp: MCPServer[Any]) -> None:
                               next_step=nxt)
             text = f"Dry run: {asset.name} sheet, {len(results)} view(s), about ${est:.3f}. {nxt}"
             return CallToolResult(content=[TextContent(text=text)], structured_content=out.model_dump(mode="json"))
-        _check_all(state, items, planned)
+        _check_all(items)
         note = ""
         if write:
             new = find(state.project, asset.name) is None
             asset = save_asset(state.project, asset.kind, asset.name, description=asset.description)
             note = f"{'Created' if new else 'Stored the new description in'} {asset.file}. "
         run = Run(items)
-        await start_and_follow(ctx, run, wait_s)
+        await start_and_follow(state, run, wait_s, progress_reporter(ctx))
         results = [result_of(state, i) for i in run.items]
         going = unfinished(results)
         failed = [r for r in results if r.status in ("failed", "invalid", "blocked", "canceled", "unknown")]
@@ -267,7 +232,7 @@ def register(mcp: MCPServer[Any]) -> None:
 
 # ---------------------------------------------------------------- the sheet
 
-def _sheet_asset(state: AppState, name: str, kind: str | None, description: str | None) -> tuple[Asset, bool]:
+def _sheet_asset(state: Studio, name: str, kind: str | None, description: str | None) -> tuple[Asset, bool]:
     """The asset to draw, and whether its Markdown must be written (new, or a new description) once the
     views are checked: a refused call leaves no file behind."""
     project = state.project
@@ -288,8 +253,8 @@ def _sheet_asset(state: AppState, name: str, kind: str | None, description: str 
     return Asset(kind, name.strip(), slug, f"{KINDS[kind][0]}/{slug}.md", description.strip()), True
 
 
-def _sheet_items(state: AppState, asset: Asset, look: Variation, views: list[str] | None, turnaround: bool,
-                 model: str | None, fresh: bool) -> tuple[list[list[Item]], list[str]]:
+def _sheet_items(state: Studio, asset: Asset, look: Variation, views: list[str] | None, turnaround: bool,
+                 model: str | None, fresh: bool) -> list[list[Item]]:
     """Stages of items: the front (or plate) first, then the views made from it."""
     root = state.project.root
     if asset.kind == "location":
@@ -306,6 +271,8 @@ def _sheet_items(state: AppState, asset: Asset, look: Variation, views: list[str
     if todo and first not in todo and not (root / target[first]).is_file():
         todo.insert(0, first)  # the other views are made from it
         wanted.insert(0, first)
+    # the views still to make are inputs to be for the views made from them (a dry run prices those too)
+    planned = frozenset(target[v] for v in todo)
     base = asset.default if not look.default else None
     base_ref = asset.image(base, first) if base is not None and (root / asset.image(base, first)).is_file() else None
     stages: list[list[Item]] = [[], []]
@@ -319,8 +286,8 @@ def _sheet_items(state: AppState, asset: Asset, look: Variation, views: list[str
                     {"prompt": _prompt(asset, look, view, bool(refs)), "references": refs or None,
                      "aspect_ratio": "16:9" if view in ("plate", "turnaround") else "3:4"},
                     output=target[view], overwrite=fresh, fresh=fresh)
-        stage.append(Item(view, make=lambda c=call: prepare(state, c)))  # type: ignore[misc]
-    return [s for s in stages if s], [target[v] for v in todo]
+        stage.append(Item(view, make=functools.partial(prepare, state, call, planned=planned)))
+    return [s for s in stages if s]
 
 
 def _prompt(asset: Asset, look: Variation, view: str, from_ref: bool) -> str:
@@ -344,13 +311,9 @@ def _estimate(item: Item) -> None:
     item.status, item.model, item.estimate_usd = "estimate", req.built.model.id, round(req.estimate.usd, 4)
 
 
-def _check_all(state: AppState, stages: list[list[Item]], planned: list[str]) -> None:
+def _check_all(stages: list[list[Item]]) -> None:
     """Every view is checked (model, values, inputs, key) before the first one is paid for."""
-    token = PLANNED.set(frozenset(planned))
-    try:
-        for stage in stages:
-            for item in stage:
-                if item.make is not None:
-                    item.make()
-    finally:
-        PLANNED.reset(token)
+    for stage in stages:
+        for item in stage:
+            if item.make is not None:
+                item.make()

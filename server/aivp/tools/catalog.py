@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from ..catalog.schema import TASKS
 from ..errors import InputFileError
 from ..inputs import resolve_input
-from ..jobs import upload_ttl
+from ..jobs.uploads import upload
 from .common import boundary, state_of
 
 TaskName = Literal["t2i", "i2i", "edit", "inpaint", "upscale", "t2v", "i2v", "first-last-frame",
@@ -76,10 +76,6 @@ def register(mcp: MCPServer[Any]) -> None:
         ref = resolve_input(state.project, path, expect="any", max_bytes=state.settings.max_upload_bytes, what="file")
         if ref.kind != "path" or ref.path is None or ref.sha256 is None:
             raise InputFileError("upload_file takes a project path; URLs and data: URIs are already remote.")
-        provider = state.runner.providers["fal"]
-        cached = state.ledger.cached_upload(ref.sha256, provider.name, upload_ttl(provider))
-        url = cached or await provider.upload(ref.path, ref.mime or "application/octet-stream")
-        if not cached:
-            state.ledger.remember_upload(ref.sha256, provider.name, url, ref.size or 0)
+        url, cached = await upload(state.ledger, state.runner.providers["fal"], ref)
         return Uploaded(url=url, path=ref.rel or path, sha256=ref.sha256, bytes=ref.size or 0,
                         mime=ref.mime or "application/octet-stream", cached=bool(cached))

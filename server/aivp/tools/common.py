@@ -11,7 +11,6 @@ import base64
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
@@ -21,10 +20,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field
 
-from ..errors import AivpError, ConfigError
-from ..jobs import JobRunner, Progress, Started, describe_state
-from ..ledger import JobRow, Ledger
-from ..project import Project
+from ..domain.studio import Studio
+from ..errors import AivpError
+from ..jobs import Progress, Started, describe_state
+from ..ledger import JobRow
 from ..settings import Settings
 
 log = logging.getLogger("aivp.tools")
@@ -32,43 +31,20 @@ THUMB_BYTES = 40_000
 THUMB_SIDE = 320
 
 
-@dataclass
-class AppState:
-    """Long-lived state of one server process, built in the lifespan."""
-
-    settings: Settings
-    project: Project
-    ledger_or_error: Ledger | Exception
-    runner_or_none: JobRunner | None
-    runs: dict[str, Any] = field(default_factory=dict)  # the storyboard run, while the server lives
-
-    @property
-    def ledger(self) -> Ledger:
-        if isinstance(self.ledger_or_error, Exception):
-            raise ConfigError(
-                f"aivp cannot keep its job ledger in {self.project.state_dir} ({self.ledger_or_error}). Start the "
-                "server with --project pointing at a writable project folder, or set AIVP_PROJECT_DIR."
-            )
-        return self.ledger_or_error
-
-    @property
-    def runner(self) -> JobRunner:
-        _ = self.ledger
-        assert self.runner_or_none is not None
-        return self.runner_or_none
+def state_of(ctx: Context[Any, Any]) -> Studio:
+    """The server's Studio (settings, project, ledger, runner), built in the lifespan."""
+    studio = ctx.request_context.lifespan_context
+    assert isinstance(studio, Studio)
+    return studio
 
 
-def budget_of(state: AppState) -> float | None:
-    """The spending cap: AIVP_BUDGET_USD, else aivp.toml's budget_usd, else none."""
-    if state.settings.budget_usd is not None:
-        return state.settings.budget_usd
-    from ..project_config import load_config
+def progress_reporter(ctx: Context[Any, Any]) -> Callable[[int, int], Awaitable[None]]:
+    """(done, total) -> an MCP progress notification, for runs of several jobs."""
 
-    return load_config(state.project.root).budget_usd
+    async def report(done: int, total: int) -> None:
+        await ctx.report_progress(done, total, f"{done}/{total} done")
 
-
-def state_of(ctx: Context[Any, Any]) -> AppState:
-    return ctx.request_context.lifespan_context  # type: ignore[no-any-return]
+    return report
 
 
 P = ParamSpec("P")
@@ -151,7 +127,7 @@ def file_uri(rel: str) -> str:
     return "aivp://files/" + quote(rel)
 
 
-def job_result(state: AppState, row: JobRow, *, reused: bool = False) -> JobResult:
+def job_result(state: Studio, row: JobRow, *, reused: bool = False) -> JobResult:
     project = state.project
     files = []
     for o in row.outputs:
@@ -166,7 +142,7 @@ def job_result(state: AppState, row: JobRow, *, reused: bool = False) -> JobResu
         provider=row.provider, request_id=row.request_id, reused=reused, files=files,
         estimate_usd=round(row.estimate_usd, 4), cost_usd=row.cost_usd if not reused else 0.0,
         seed=seed if isinstance(seed, int) else None, queue_position=row.queue_position, logs=row.logs[-5:],
-        elapsed_s=_elapsed(row), warnings=[*row.spec.get("warnings", []), *_check_warnings(row)],
+        elapsed_s=_elapsed(row), warnings=[*row.spec.warnings, *_check_warnings(row)],
         error=state.settings.redact(row.error) if row.error else None,
         next_step=state.settings.redact(next_step(row, reused)),
     )
@@ -212,7 +188,7 @@ def _elapsed(row: JobRow) -> float | None:
         return None
 
 
-async def as_tool_result(state: AppState, row: JobRow, *, reused: bool = False, note: str = "") -> CallToolResult:
+async def as_tool_result(state: Studio, row: JobRow, *, reused: bool = False, note: str = "") -> CallToolResult:
     """Text + structured JobResult + thumbnail + resource links; raise ToolError for a failed job."""
     result = job_result(state, row, reused=reused)
     if row.state in ("failed", "canceled", "unknown"):

@@ -9,8 +9,8 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from .common import JobResult, as_tool_result, boundary, follow, state_of
-from .calls import edit_call, image_call, video_call
-from .prepare import Call, prepare
+from ..domain.calls import edit_call, image_call, video_call
+from ..domain.prepare import Call, prepare
 
 PAID = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 

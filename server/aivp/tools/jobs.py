@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from ..catalog import resolve
 from ..errors import InvalidParameterError
 from ..ledger import JobRow
-from .common import AppState, JobResult, as_tool_result, boundary, budget_of, follow, state_of
+from ..domain.studio import Studio
 from ..jobs import Started
+from .common import JobResult, as_tool_result, boundary, follow, state_of
 
 
 class JobLine(BaseModel):
@@ -63,7 +64,7 @@ def register(mcp: MCPServer[Any]) -> None:
         state = state_of(ctx)
         spend = state.ledger.spend()
         base = {"spent_usd": spend["spent_usd"], "committed_usd": spend["committed_usd"],
-                "budget_usd": budget_of(state)}
+                "budget_usd": state.budget()}
         if job_id is None and request_id is None:
             rows = state.ledger.recent(limit)
             status = QueueStatus(recent=[_line(r) for r in rows], **base)
@@ -94,7 +95,7 @@ def register(mcp: MCPServer[Any]) -> None:
         return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
 
 
-def _adopt(state: AppState, model: str | None, request_id: str) -> Started:
+def _adopt(state: Studio, model: str | None, request_id: str) -> Started:
     if not model or not request_id.strip():
         raise InvalidParameterError("Pass job_id, or both model and request_id for a request made outside aivp.")
     try:
@@ -111,7 +112,7 @@ def _adopt(state: AppState, model: str | None, request_id: str) -> Started:
                               task=endpoint.task, kind=found.model.kind, shape=endpoint.output)
 
 
-async def _status_result(state: AppState, row: JobRow, base: dict[str, Any]) -> CallToolResult:
+async def _status_result(state: Studio, row: JobRow, base: dict[str, Any]) -> CallToolResult:
     try:
         result = await as_tool_result(state, row)
     except ToolError:

@@ -1,39 +1,16 @@
-"""multi_shot_video: several shots with their own prompts and durations in one Kling O3/V3 call.
-
-Shot prompts may name character elements as @Name; aivp rewrites them to the @Element1, @Element2
-... references Kling expects, in the order the elements are given, and reference images are
-@Image1 ... . Every limit (shot count, per-shot and total seconds, element images, one video
-element) comes from the catalog and is checked before anything is sent.
-"""
+"""multi_shot_video: the tool over `domain.multishot` (several shots in one Kling O3/V3 call)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from ..errors import InvalidParameterError
+from ..domain.multishot import ElementIn, ShotIn, multishot_call
 from .common import JobResult, boundary, state_of
 from .generate import PAID, DryRun, Fresh, Negative, Options, Output, Overwrite, ProviderArg, Ratio, WaitS, _run
-from .prepare import Call, local_input
-
-ELEMENT_REF = re.compile(r"@(Element|Image)\d+\b")
-
-
-class ShotIn(BaseModel):
-    prompt: str = Field(min_length=1, description="This shot: action, dialogue in quotes, camera. Name elements as @Name.")
-    duration: float = Field(gt=0, description="Seconds for this shot (whole seconds; the model card gives the range).")
-    output: str | None = Field(default=None, description="With split=true: where this shot's clip goes, e.g. video/clips/shot-03.mp4.")
-
-
-class ElementIn(BaseModel):
-    name: str = Field(min_length=1, description="How shot prompts refer to it: @Name (e.g. @Mara).")
-    frontal_image: str | None = Field(default=None, description="Front view of the character: project path, http(s) URL or data: URI.")
-    references: list[str] = Field(default=[], description="Up to 3 more images of it (side, back ...).")
-    video: str | None = Field(default=None, description="Instead of images: one short reference video (one video element per call).")
 
 
 def register(mcp: MCPServer[Any]) -> None:
@@ -72,136 +49,3 @@ def register(mcp: MCPServer[Any]) -> None:
                               negative_prompt=negative_prompt, split=split, output=output, overwrite=overwrite,
                               options=options, fresh=fresh, provider=provider, variations=variations)
         return await _run(ctx, call, wait_s, dry_run)
-
-
-def multishot_call(
-    state: Any,
-    shots: list[ShotIn],
-    elements: list[ElementIn],
-    *,
-    master_prompt: str | None = None,
-    references: list[str] | None = None,
-    image: str | None = None,
-    end_image: str | None = None,
-    model: str | None = None,
-    aspect_ratio: str | None = None,
-    audio: bool | None = None,
-    negative_prompt: str | None = None,
-    split: bool = False,
-    output: str | None = None,
-    overwrite: bool = False,
-    options: dict[str, Any] | None = None,
-    fresh: bool = False,
-    provider: str | None = None,
-    variations: dict[str, str] | None = None,
-) -> Call:
-    """The generic call for a multi-shot clip (used by the tool and by the storyboard pipeline).
-
-    With no elements given, characters mentioned as @Name become elements (their sheets), locations
-    become reference images (@Image1 ...), and their descriptions go into the master prompt."""
-    images: dict[str, int] = {}
-    given = {e.name.lstrip("@").lower() for e in elements}
-    more, references, master_prompt, images = _from_assets(
-        state, [master_prompt, *(s.prompt for s in shots)], list(references or []), master_prompt, variations, skip=given)
-    elements = [*elements, *more]
-    names = {e.name.lstrip("@").lower(): i for i, e in enumerate(elements, start=1)}
-    if len(names) != len(elements):
-        raise InvalidParameterError("Two elements share a name; give each character a different @Name.")
-    prompts = [_rewrite(s.prompt, names, master_prompt, images) for s in shots]
-    native_elements = [_element(state, e) for e in elements]
-    multi = [{"prompt": p, "duration": _seconds(s.duration)} for p, s in zip(prompts, shots, strict=True)]
-    total = sum(float(m["duration"]) for m in multi)
-    task = "reference-to-video" if (elements or references) else ("i2v" if image else "t2v")
-    if task == "reference-to-video" and image and not references:
-        from ..catalog import resolve
-
-        tasks = {t for e in resolve(model or "kling-o3-pro").model.endpoints for t in e.tasks}
-        if "reference-to-video" not in tasks:  # Kling V3 takes elements on its image-to-video endpoint
-            task = "i2v"
-    roles: dict[str, Any] = {
-        "multi_prompt": multi, "elements": native_elements or None, "references": references,
-        "start_image": image, "end_image": end_image, "duration": total, "aspect_ratio": aspect_ratio,
-        "audio": audio, "negative_prompt": negative_prompt,
-    }
-    extra: dict[str, Any] = {
-        "shots": [{"index": i, "prompt": s.prompt, "sent_prompt": p, "duration": float(m["duration"]), "output": s.output}
-                  for i, (s, p, m) in enumerate(zip(shots, prompts, multi, strict=True), start=1)],
-        "elements": [e.name for e in elements],
-        "split": split,
-        "default_stem": "group",
-    }
-    if any(s.output for s in shots) and not split:
-        raise InvalidParameterError("Per-shot outputs are only written with split=true; set it or drop them.")
-    for s in shots:  # checked now, not after the paid clip has come back
-        if s.output:
-            path = state.project.output_path(s.output)
-            if path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
-                raise InvalidParameterError(f"Shot output {s.output!r} must be a .mp4, .mov or .m4v file.")
-    return Call("multi_shot_video", "video", task, model or "kling-o3-pro", roles, options, output, overwrite, fresh,
-                provider=provider, extra=extra)
-
-
-def _rewrite(prompt: str, names: dict[str, int], master: str | None, images: dict[str, int] | None = None) -> str:
-    """@Name -> @ElementN, @location -> @ImageN; the master prompt goes first. Unknown @words stay as written."""
-    images = images or {}
-
-    def swap(m: re.Match[str]) -> str:
-        if ELEMENT_REF.fullmatch(m.group(0)):
-            return m.group(0)
-        key = m.group(1).lower()
-        if key in names:
-            return f"@Element{names[key]}"
-        if key in images:
-            return f"@Image{images[key]}"
-        return m.group(0)
-
-    text = re.sub(r"@([^\s@,.;:!?\"'()\[\]]+)(?::[\w-]+)?", swap, prompt)
-    return f"{master.strip()} {text}" if master and master.strip() else text
-
-
-def _from_assets(state: Any, texts: list[str | None], references: list[str], master: str | None,
-                 variations: dict[str, str] | None, skip: set[str] = frozenset(),  # type: ignore[assignment]
-                 ) -> tuple[list[ElementIn], list[str], str | None, dict[str, int]]:
-    """Elements and reference images for the assets the shots mention (see mentions.py); names in `skip`
-    are elements the caller gave."""
-    from ..mentions import MENTION, mentioned
-
-    root = state.project.root
-    elements: list[ElementIn] = []
-    images: dict[str, int] = {}
-    cast: list[str] = []
-    texts = [MENTION.sub(lambda m: "" if m.group(1).lower() in skip else m.group(0), t or "") for t in texts]
-    for name, asset, variation in mentioned(state.project, texts, variations):
-        files = asset.images(root, variation)
-        if not files:
-            raise InvalidParameterError(
-                f"@{name} has no {'sheet' if asset.kind == 'character' else 'plate'} for '{variation.name}' yet "
-                f"({asset.image(variation)}); make it with make_asset_sheet, or pass elements yourself.")
-        if asset.kind == "character":
-            elements.append(ElementIn(name=name, frontal_image=files[0], references=files[1:4]))
-        else:
-            references.append(files[0])
-            images[name.lower()] = len(references)
-        cast.append(f"{asset.name}: {asset.text(variation)}")
-    if cast:
-        master = " ".join(x for x in (master, "Cast and places — " + "; ".join(cast) + ".") if x)
-    return elements, references, master, images
-
-
-def _seconds(value: float) -> str:
-    if value != int(value):
-        raise InvalidParameterError(f"Shot durations are whole seconds; {value:g} is not.")
-    return str(int(value))
-
-
-def _element(state: Any, e: ElementIn) -> dict[str, Any]:
-    if e.video:
-        if e.frontal_image or e.references:
-            raise InvalidParameterError(f"Element @{e.name}: give either a video or images, not both.")
-        return {"video_url": local_input(state, e.video, expect="video", what=f"@{e.name} video")}
-    if not e.frontal_image:
-        raise InvalidParameterError(f"Element @{e.name} needs a frontal_image (or a video).")
-    front = local_input(state, e.frontal_image, expect="image", what=f"@{e.name} frontal image")
-    refs = [local_input(state, r, expect="image", what=f"@{e.name} reference") for r in e.references]
-    # Kling wants at least one reference image per element; the front view serves when none is given
-    return {"frontal_image_url": front, "reference_image_urls": refs or [front]}

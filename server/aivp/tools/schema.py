@@ -14,27 +14,29 @@ SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 SCHEMA_MAPS = ("properties", "$defs", "patternProperties")
 
 
-def compact(node: Any, *, root: bool = True) -> Any:
+def compact(node: Any, *, root: bool = True, descriptions: bool = True) -> Any:
+    """`descriptions=False` drops property descriptions (output schemas: the tool text says what comes back)."""
     if not isinstance(node, dict):
         return node
-    out = {k: v for k, v in node.items() if not (k == "title" and isinstance(v, str) and not root)}
+    drop = {"title"} if descriptions else {"title", "description"}
+    out = {k: v for k, v in node.items() if not (k in drop and isinstance(v, str) and not root)}
     any_of = out.get("anyOf")
     if isinstance(any_of, list) and len(any_of) == 2 and {"type": "null"} in any_of:
         inner = next(x for x in any_of if x != {"type": "null"})
         if isinstance(inner.get("type"), str):  # {anyOf: [{type: X, ...}, {type: null}]} -> {type: [X, null], ...}
             out.pop("anyOf")
-            out = {**compact(inner, root=False), **out, "type": [inner["type"], "null"]}
+            out = {**compact(inner, root=False, descriptions=descriptions), **out, "type": [inner["type"], "null"]}
     if out.get("default", 0) is None:  # optional means null by default; saying so adds nothing
         out.pop("default")
     for key in SCHEMA_LISTS:
         if isinstance(out.get(key), list):
-            out[key] = [compact(x, root=False) for x in out[key]]
+            out[key] = [compact(x, root=False, descriptions=descriptions) for x in out[key]]
     for key in SCHEMA_MAPS:
         if isinstance(out.get(key), dict):
-            out[key] = {name: compact(x, root=False) for name, x in out[key].items()}
+            out[key] = {name: compact(x, root=False, descriptions=descriptions) for name, x in out[key].items()}
     for key in ("items", "additionalProperties"):
         if isinstance(out.get(key), dict):
-            out[key] = compact(out[key], root=False)
+            out[key] = compact(out[key], root=False, descriptions=descriptions)
     return out
 
 
@@ -43,4 +45,4 @@ def compact_tools(server: Any) -> None:
     for tool in server._tool_manager.list_tools():  # the SDK has no public setter; these fields are read live
         tool.parameters = compact(tool.parameters)
         if tool.fn_metadata.output_schema is not None:
-            tool.fn_metadata.output_schema = compact(tool.fn_metadata.output_schema)
+            tool.fn_metadata.output_schema = compact(tool.fn_metadata.output_schema, descriptions=False)

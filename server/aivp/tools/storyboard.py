@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -10,27 +9,14 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel, Field
 
-from ..errors import BudgetExceeded, InputError
-from ..pipeline import Options, PipelineRun, Planner, Step, estimate, execute, write_plan_rows
-from ..pipeline.plan import clip_path, frame_path
-from .common import AppState, boundary, budget_of, state_of
+from ..budget import check_budget
+from ..domain.studio import Studio
+from ..pipeline import PipelineRun, Planner, estimate, execute, write_plan_rows
+from ..pipeline.status import ShotState, default_steps, image_default, load, options_from, shot_states
+from .common import boundary, state_of
 from .generate import PAID
 
 Stage = Literal["portraits", "locations", "keyframes", "clips"]
-
-
-class ShotState(BaseModel):
-    number: int
-    id: str
-    scene: str
-    characters: list[str]
-    first_frame: str | None = Field(description="Its keyframe path, with the step status in `frames`")
-    last_frame: str | None
-    clip: str
-    frames: dict[str, str] = Field(description="first/last -> status")
-    clip_status: str
-    status: str = Field(description="done, running, queued, pending, failed, blocked")
-    error: str | None = None
 
 
 class StoryboardResult(BaseModel):
@@ -74,102 +60,29 @@ def register(mcp: MCPServer[Any]) -> None:
         twice), keeps image/plan.md and video/plan.md current and returns after wait_s while the run goes
         on; `status` reports each shot."""
         state = state_of(ctx)
-        sb = await anyio.to_thread.run_sync(_load, state)
+        sb = await anyio.to_thread.run_sync(load, state)
         current: PipelineRun | None = state.runs.get("storyboard")
         if mode == "status":
-            return _result(state, sb, current, "status", current.steps.values() if current else _fresh_steps(state, sb))
+            return _result(state, sb, current, "status", current.steps.values() if current else default_steps(state, sb))
         if current is not None and not current.done.is_set():
             if mode == "run":
                 await _wait(ctx, current, wait_s)
             return _result(state, sb, current, mode, current.steps.values(), note="A run is already going; this shows it.")
-        opts = _options(sb, shots, stages, video_model, image_model or _image_default(state), multi_shot, hero_shots,
+        opts = options_from(sb, shots, stages, video_model, image_model or image_default(state), multi_shot, hero_shots,
                         hero_model, overrides, redo, audio, resolution)
         steps = Planner(sb, state.project, opts).build()
         await estimate(state, steps)
         if mode == "plan":
             return _result(state, sb, None, "plan", steps)
         total = sum(s.estimate_usd for s in steps if s.status not in ("exists", "invalid"))
-        _check_budget(state, total)
+        check_budget(state.ledger.spend(), total, state.budget(), what="run",
+                     advice="Run fewer shots (shots=[...]), pick cheaper models, or raise the budget.")
         write_plan_rows(state, steps)
         run = PipelineRun({s.key: s for s in steps}, concurrency, retry_unknown=retry_unknown)
         state.runs["storyboard"] = run
         state.runner.spawn(execute, state, run)
         await _wait(ctx, run, wait_s)
         return _result(state, sb, run, "run", run.steps.values())
-
-
-def _load(state: AppState) -> Any:
-    from ..storyboard import load_storyboard
-
-    sb = load_storyboard(state.project.root)
-    if not sb.shots:
-        where = "; ".join(f"{p.file}:{p.line or '-'} {p.message}" for p in sb.problems[:5])
-        raise InputError(f"No shots could be read from storyboard/storyboard-final/shots/ ({where or 'no files'}). "
-                         "Write the storyboard first (shot-01.md ...), then call again.")
-    return sb
-
-
-def _shot_numbers(sb: Any, names: list[str] | None) -> set[int] | None:
-    if names is None:
-        return None
-    found = set()
-    for n in names:
-        text = str(n).strip().removeprefix("shot-").removeprefix("Shot ").strip()
-        shot = sb.shot(int(text)) if re.fullmatch(r"\d+", text) else sb.shot(text)
-        if shot is None:
-            known = ", ".join(f"{s.number} ({s.id})" for s in sb.shots)
-            raise InputError(f"There is no shot {n!r} in the storyboard; shots are {known}.")
-        found.add(shot.number)
-    return found
-
-
-def _options(sb: Any, shots: list[str] | None, stages: list[str] | None, video_model: str | None,
-             image_model: str | None, multi_shot: bool, hero_shots: list[str] | None, hero_model: str | None,
-             overrides: dict[str, dict[str, Any]] | None, redo: list[str] | None, audio: bool | None,
-             resolution: str | None) -> Options:
-    opts = Options(shots=_shot_numbers(sb, shots), multi_shot=multi_shot, audio=audio, resolution=resolution,
-                   hero=_shot_numbers(sb, hero_shots) or set(), redo=_shot_numbers(sb, redo) or set())
-    if stages:
-        opts.stages = tuple(stages)
-    if video_model:
-        opts.video_model = video_model
-    if image_model:
-        opts.image_model = image_model
-    if hero_model:
-        opts.hero_model = hero_model
-    for key, value in (overrides or {}).items():
-        (number,) = _shot_numbers(sb, [key]) or {0}
-        unknown = set(value) - {"model", "image_model", "duration", "audio"}
-        if unknown:
-            raise InputError(f"Shot override {key!r} has {sorted(unknown)}; use model, image_model, duration, audio.")
-        opts.overrides[number] = value
-    from ..catalog import resolve
-
-    for name in (opts.video_model, opts.image_model, opts.hero_model, *(v.get("model") for v in opts.overrides.values())):
-        if name:
-            resolve(name)  # an unknown model is refused now, naming the catalog, not halfway through a run
-    return opts
-
-
-def _image_default(state: AppState) -> str | None:
-    """The project's image default, or Seedream on BytePlus when its key is set (the router's rule)."""
-    if state.settings.image_model:
-        return state.settings.image_model
-    if state.settings.key_for("byteplus") is not None and "byteplus" in state.runner.providers:
-        return "seedream"
-    return None
-
-
-def _check_budget(state: AppState, total: float) -> None:
-    budget = budget_of(state)
-    if budget is None:
-        return
-    spend = state.ledger.spend()
-    if spend["spent_usd"] + spend["committed_usd"] + total > budget + 1e-9:
-        raise BudgetExceeded(
-            f"This run would cost about ${total:.2f}; with ${spend['spent_usd']:.2f} spent and "
-            f"${spend['committed_usd']:.2f} running it would pass the ${budget:.2f} budget. Nothing was sent. "
-            "Run fewer shots (shots=[...]), pick cheaper models, or raise the budget (AIVP_BUDGET_USD or aivp.toml).")
 
 
 async def _wait(ctx: Context[Any, Any], run: PipelineRun, wait_s: float | None) -> None:
@@ -189,28 +102,9 @@ async def _wait(ctx: Context[Any, Any], run: PipelineRun, wait_s: float | None) 
         run.listeners.discard(relay)
 
 
-def _fresh_steps(state: AppState, sb: Any) -> list[Step]:
-    return Planner(sb, state.project, Options()).build()
-
-
-def _result(state: AppState, sb: Any, run: PipelineRun | None, mode: str, steps: Any, note: str = "") -> CallToolResult:
+def _result(state: Studio, sb: Any, run: PipelineRun | None, mode: str, steps: Any, note: str = "") -> CallToolResult:
     steps = list(steps)
-    by_target = {t: s for s in steps for t in s.targets}
-    in_flight = {t for row in state.ledger.unfinished() for t in (row.spec.get("targets") or [])}
-    shots = []
-    for shot in sb.shots:
-        frames = {k: _status(by_target, state, frame_path(shot.number, k), in_flight) for k in shot.frames}
-        clip = _status(by_target, state, clip_path(shot.number), in_flight)
-        involved = [s for s in steps if shot.number in s.shots]
-        errors = [s.error for s in involved if s.error]
-        statuses = {clip, *frames.values()}
-        overall = ("failed" if statuses & {"failed", "blocked", "invalid"} else "done" if clip in ("done", "exists")
-                   else "running" if statuses & {"running", "queued"} else "pending")
-        shots.append(ShotState(
-            number=shot.number, id=shot.id, scene=shot.scene, characters=list(shot.character_names),
-            first_frame=frame_path(shot.number, "first") if "first" in shot.frames else None,
-            last_frame=frame_path(shot.number, "last") if "last" in shot.frames else None, clip=clip_path(shot.number),
-            frames=frames, clip_status=clip, status=overall, error=errors[0] if errors else None))
+    shots = shot_states(state, sb, steps)
     todo = sum(s.estimate_usd for s in steps if s.status in ("pending",))
     status = run.status if run else ("planned" if mode == "plan" else "idle")
     problems = [{"file": p.file, "line": p.line, "message": p.message} for p in sb.problems]
@@ -219,17 +113,6 @@ def _result(state: AppState, sb: Any, run: PipelineRun | None, mode: str, steps:
                               next_step=_next(mode, status, todo, problems))
     text = _text(result, run, note)
     return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
-
-
-def _status(by_target: dict[str, Step], state: AppState, rel: str, in_flight: set[str]) -> str:
-    step = by_target.get(rel)
-    if (state.project.root / rel).is_file() and (step is None or step.status in ("exists", "pending")):
-        return "done"
-    if rel in in_flight and (step is None or step.status == "pending"):
-        return "running"  # a job from an earlier run, still going (or resumed after a restart)
-    if step is not None:
-        return "done" if step.status == "exists" else step.status
-    return "missing"
 
 
 def _next(mode: str, status: str, todo: float, problems: list[Any]) -> str:

@@ -10,17 +10,17 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import FileResource
 
-from .errors import AivpError
-from .tools.common import job_result, state_of
+from ..errors import AivpError
+from .common import job_result, state_of
 
 
 @cache
 def docs_root() -> Path:
     """Where SKILL.md, skills/ and references/ live: inside the wheel, or the source checkout."""
-    packaged = Path(__file__).parent / "_docs"
+    packaged = Path(__file__).parent.parent / "_docs"
     if (packaged / "SKILL.md").is_file():
         return packaged
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[3]
 
 
 def doc_files() -> list[tuple[str, Path, str]]:
@@ -43,15 +43,15 @@ def register(mcp: MCPServer[Any]) -> None:
 
     @mcp.resource("aivp://models", mime_type="application/json", description="Every model: tasks, price, tier, tags")
     def models() -> dict[str, Any]:
-        from .catalog import catalog
-        from .catalog.search import summary
+        from ..catalog import catalog
+        from ..catalog.search import summary
 
         return {"models": [summary(m) for m in catalog().models]}
 
     @mcp.resource("aivp://models/{+model_id}", mime_type="application/json",
                   description="One model's full card: endpoints, parameters with ranges, limits, prices")
     def model_card(model_id: str) -> dict[str, Any]:
-        from .catalog.search import detail
+        from ..catalog.search import detail
 
         try:
             return detail(model_id)

@@ -1,35 +1,35 @@
-"""From a tool's arguments to a checked JobRequest: model, endpoint, route, inputs, payload, cost.
+"""From a generic call to a checked JobRequest: model, endpoint, route, inputs, payload, cost.
 
-Nothing here sends anything or spends money; every refusal happens here or in the catalog.
+Nothing here sends anything or spends money; every refusal happens here or in the catalog. The
+tools, the storyboard pipeline, batches and asset sheets all come through `prepare`.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from .. import layout
 from ..catalog import Resolved, effective_params, resolve
 from ..catalog.params import Built, build, choose_endpoint
 from ..catalog.pricing import estimate_call
 from ..catalog.routing import TASK_OF, Wants, choose, default_for, image_router, ref_cap
-from ..mentions import Expansion, drop_to, expand
-from ..project_config import ProjectConfig, load_config
-from ..catalog.schema import Endpoint, Param, Route
+from ..catalog.schema import Endpoint, Model, Param, Route
 from ..errors import InvalidParameterError, MissingKeyError
-from ..settings import KEY_HELP
 from ..inputs import InputRef, iter_inputs, resolve_input
 from ..jobs import JobRequest
-from .common import AppState, budget_of
+from ..jobspec import ShotPart
+from ..mentions import Expansion, drop_to, expand
+from ..project_config import ProjectConfig, load_config
+from ..settings import KEY_HELP
+from .studio import Studio
 
 IMAGE_ROLES = ("image", "start_image", "end_image", "mask")
 IMAGE_EXTS = {"png", "jpg", "jpeg", "webp"}
 VIDEO_EXTS = {"mp4", "mov", "m4v", "webm"}
 MODES = {"t2i": "T2I", "i2i": "I2I", "edit": "EDIT", "inpaint": "INPAINT", "upscale": "UPSCALE", "t2v": "T2V",
          "i2v": "I2V", "first-last-frame": "FLF", "reference-to-video": "R2V", "v2v": "V2V", "multi-shot": "MULTI"}
-CONVENTION_TYPES = {"image/characters/": "character", "image/frames/": "keyframe", "image/locations/": "location",
-                    "image/styles/": "style", "image/candidates/": "candidate", "video/clips/": "clip"}
 
 
 @dataclass
@@ -47,23 +47,23 @@ class Call:
     fresh: bool = False
     soft: set[str] = field(default_factory=set)
     provider: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # more for the record and the output stage (shots, split)
+    record: dict[str, Any] = field(default_factory=dict)  # more record fields (elements)
+    shots: list[ShotPart] = field(default_factory=list)  # a multi-shot call's shots
+    split: bool = False  # cut a multi-shot clip into one clip per shot
     variations: dict[str, str] | None = None  # per-call variation of a mentioned asset: {"Mara": "night"}
     consistency: str | None = None  # model choice: none | weak | medium | strong
     tier: str | None = None  # model choice: fast | standard | premium
 
 
-# Files a storyboard plan will make but that do not exist yet: a dry run treats them as inputs to be.
-PLANNED: ContextVar[frozenset[str]] = ContextVar("aivp_planned", default=frozenset())
-
-
-def local_input(state: AppState, raw: str, *, expect: str, what: str) -> InputRef:
+def local_input(state: Studio, raw: str, *, expect: str, what: str,
+                planned: frozenset[str] = frozenset()) -> InputRef:
     """Resolve an input; a URL of an output aivp already saved becomes that local file.
 
     Provider links expire (BytePlus after 24 h, Replicate after an hour) and belong to one provider:
     using the saved file means it is uploaded (re-hosted) to whichever provider runs this call.
+    `planned` are files a plan will make but that do not exist yet: an estimate treats them as inputs to be.
     """
-    if raw in PLANNED.get() and not (state.project.root / raw).is_file():
+    if raw in planned and not (state.project.root / raw).is_file():
         return InputRef(raw=raw, kind="url", rel=raw, url=f"planned:{raw}")
     limit = state.settings.max_upload_bytes
     ref = resolve_input(state.project, raw, expect=expect, max_bytes=limit, what=what)  # type: ignore[arg-type]
@@ -76,10 +76,10 @@ def local_input(state: AppState, raw: str, *, expect: str, what: str) -> InputRe
     return ref
 
 
-def pick(state: AppState, call: Call, task: str, refs: int, prompt: str, config: ProjectConfig) -> tuple[Resolved, str]:
+def pick(state: Studio, call: Call, task: str, refs: int, prompt: str, config: ProjectConfig) -> tuple[Resolved, str]:
     """The model and endpoint for a call, and the reason, in words (routing rules in catalog/routing.py)."""
     settings = state.settings
-    byteplus = settings.key_for("byteplus") is not None and "byteplus" in state.runner.providers
+    byteplus = settings.key_for("byteplus") is not None and "byteplus" in state.providers
     if call.task == "remove-background" and not call.model:  # a specialist, whatever the image default is
         return default_for("remove-background")
     if call.model:
@@ -95,7 +95,9 @@ def pick(state: AppState, call: Call, task: str, refs: int, prompt: str, config:
     return choose(wants)
 
 
-def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobRequest, str]:
+def prepare(state: Studio, call: Call, *, dry_run: bool = False,
+            planned: frozenset[str] = frozenset()) -> tuple[JobRequest, str]:
+    """The checked, priced request for a call, and why that model, in words. `dry_run`: no key needed."""
     config = load_config(state.project.root)
     roles = dict(call.roles)
     soft = set(call.soft)
@@ -127,12 +129,13 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
         _ready(state, endpoint, route, model.id)
     for role in IMAGE_ROLES:
         if isinstance(roles.get(role), str):
-            roles[role] = local_input(state, roles[role], expect="image", what=role.replace("_", " "))
+            roles[role] = local_input(state, roles[role], expect="image", what=role.replace("_", " "), planned=planned)
     if isinstance(roles.get("video"), str):
-        roles["video"] = local_input(state, roles["video"], expect="video", what="video")
+        roles["video"] = local_input(state, roles["video"], expect="video", what="video", planned=planned)
     if roles.get("references"):
-        roles["references"] = [local_input(state, r, expect="image", what="reference image") for r in roles["references"]]
-    options = _option_inputs(state, call.options, effective_params(model, endpoint, route))
+        roles["references"] = [local_input(state, r, expect="image", what="reference image", planned=planned)
+                               for r in roles["references"]]
+    options = _option_inputs(state, call.options, effective_params(model, endpoint, route), planned)
     targets = None
     if call.output:
         target = state.project.output_path(call.output)
@@ -155,16 +158,16 @@ def prepare(state: AppState, call: Call, *, dry_run: bool = False) -> tuple[JobR
     est = estimate_call(model, endpoint, route, built.effective)
     req = JobRequest(
         tool=call.tool, built=built, kind=call.kind,
-        mode="MULTI" if call.extra.get("shots") else MODES.get(endpoint.task if found.endpoint else task, task.upper()),
-        prompt=roles.get("prompt") or _shots_prompt(call.extra), estimate=est, targets=targets, overwrite=call.overwrite,
-        fresh=call.fresh, record_type="group" if call.extra.get("shots") else _record_type(targets, call.kind),
-        plan_type=_plan_type(targets), extra={**_extra(roles), **call.extra, **_cast(exp)},
-        budget_usd=budget_of(state),
+        mode="MULTI" if call.shots else MODES.get(endpoint.task if found.endpoint else task, task.upper()),
+        prompt=roles.get("prompt") or _shots_prompt(call.shots), estimate=est, targets=targets, overwrite=call.overwrite,
+        fresh=call.fresh, record_type="group" if call.shots else _record_type(targets, call.kind),
+        plan_type=_plan_type(targets), record={**_extra(roles), **call.record, **_cast(exp)},
+        shots=list(call.shots), split=call.split, group=bool(call.shots), budget_usd=state.budget(),
     )
     return req, why
 
 
-def _build_fitting(model: Any, endpoint: Endpoint, route: Route, roles: dict[str, Any],
+def _build_fitting(model: Model, endpoint: Endpoint, route: Route, roles: dict[str, Any],
                    options: dict[str, Any] | None, soft: set[str]) -> Built:
     """Build; if a soft default (like output_format from the file name) does not fit the model, drop it."""
     try:
@@ -176,11 +179,11 @@ def _build_fitting(model: Any, endpoint: Endpoint, route: Route, roles: dict[str
         return build(model, endpoint, route, dropped, options, soft=soft)
 
 
-def choose_route(state: AppState, endpoint: Endpoint, model_id: str, prefer: str | None = None) -> Route:
+def choose_route(state: Studio, endpoint: Endpoint, model_id: str, prefer: str | None = None) -> Route:
     """The provider for a model several providers serve: the one asked for, else AIVP_PROVIDERS order,
     else the first whose key is set, else the catalog's first (whose missing key is then reported)."""
     settings = state.settings
-    usable = [r for r in endpoint.routes if r.provider in state.runner.providers]
+    usable = [r for r in endpoint.routes if r.provider in state.providers]
     if prefer:
         for r in usable:
             if r.provider == prefer:
@@ -202,7 +205,7 @@ def choose_route(state: AppState, endpoint: Endpoint, model_id: str, prefer: str
     return min(enumerate(usable), key=rank)[1]
 
 
-def _ready(state: AppState, endpoint: Endpoint, route: Route, model_id: str) -> None:
+def _ready(state: Studio, endpoint: Endpoint, route: Route, model_id: str) -> None:
     """The chosen provider's key is set, or an error that names every way to run this model."""
     try:
         state.runner.providers[route.provider].check_ready()
@@ -219,18 +222,14 @@ def _ready(state: AppState, endpoint: Endpoint, route: Route, model_id: str) -> 
 
 
 def _record_type(targets: list[str] | None, kind: str) -> str:
-    if targets:
-        for prefix, kind_name in CONVENTION_TYPES.items():
-            if targets[0].startswith(prefix):
-                return kind_name
-    return "clip" if kind == "video" else "image"
+    found = layout.convention_type(targets[0]) if targets else None
+    return found or ("clip" if kind == "video" else "image")
 
 
 def _plan_type(targets: list[str] | None) -> str | None:
-    if not targets:
+    if not targets or layout.convention_type(targets[0]) is None:
         return None
-    stem = PurePosixPath(targets[0]).stem
-    return stem if targets[0].startswith(tuple(CONVENTION_TYPES)) else None
+    return layout.plan_type(targets[0])
 
 
 def _cast(exp: Expansion) -> dict[str, Any]:
@@ -239,9 +238,8 @@ def _cast(exp: Expansion) -> dict[str, Any]:
     return {"mentions": [{"name": a.name, "kind": a.kind, "variation": v.name} for a, v in exp.cast]}
 
 
-def _shots_prompt(extra: dict[str, Any]) -> str | None:
-    shots = extra.get("shots")
-    return " | ".join(s["prompt"] for s in shots) if shots else None
+def _shots_prompt(shots: list[ShotPart]) -> str | None:
+    return " | ".join(s.prompt for s in shots) if shots else None
 
 
 def _extra(roles: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +257,8 @@ def _extra(roles: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in extra.items() if v not in (None, [])}
 
 
-def _option_inputs(state: AppState, options: dict[str, Any] | None, params: dict[str, Param]) -> dict[str, Any] | None:
+def _option_inputs(state: Studio, options: dict[str, Any] | None, params: dict[str, Param],
+                   planned: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """Files named inside `options` (Kling elements, IP-Adapter images ...) become inputs too, uploaded like any other."""
     if not options:
         return options
@@ -267,7 +266,7 @@ def _option_inputs(state: AppState, options: dict[str, Any] | None, params: dict
         if not isinstance(value, str):
             return value
         expect = "video" if "video" in key else "image" if ("image" in key or "mask" in key) else "any"
-        return local_input(state, value, expect=expect, what=key)
+        return local_input(state, value, expect=expect, what=key, planned=planned)
 
     def walk(value: Any) -> Any:
         if isinstance(value, list):
