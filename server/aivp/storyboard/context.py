@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, replace
 
 from .model import Character, FrameRef, Problem, Scene
-from .values import character_aliases
 
 
 @dataclass
@@ -29,7 +28,7 @@ class Ctx:
 
     def find_character(self, name: str) -> Character | None:
         wanted = name.strip().lstrip("@").strip().lower()
-        return next((c for c in self.characters.values() if wanted in character_aliases(c)), None)
+        return next((c for c in self.characters.values() if wanted in c.aliases), None)
 
     def character(self, name: str, line: int | None) -> str:
         """The character's own name for `name`; an unknown name is a problem and kept as written."""
