@@ -6,7 +6,7 @@ keep their wording, line breaks and language exactly as written. Line numbers ar
 
 This module is data only: it imports none of the parsers (values.py) nor the ordering (order.py),
 which import it. What needs parsing or ordering is worked out once by the reader and stored in a
-field (`FramePlanEntry.parent_shot`, `Storyboard.keyframe_plan`).
+field (`FramePlanEntry.parent_shot`, `Storyboard.keyframe_plan`); paths come from `aivp.layout`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-FrameKind = Literal["first", "last"]
-FRAME_SUFFIX: dict[str, str] = {"first": "ff", "last": "lf"}
+from .. import layout
+
+FrameKind = layout.FrameKind
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Character:
 
     def portrait(self, angle: str = "front") -> str:
         """Where aivp-image keeps this character's portrait for `angle` (front/side/back)."""
-        return f"image/characters/{self.slug}-{angle}.png"
+        return layout.portrait_path(self.slug, angle)
 
 
 def character_aliases(name: str, slug: str) -> frozenset[str]:
@@ -177,15 +178,15 @@ class Shot:
 
     @property
     def stem(self) -> str:
-        return f"shot-{self.number:02d}"
+        return layout.shot_stem(self.number)
 
     def frame_path(self, kind: FrameKind) -> str:
         """The keyframe's conventional path, `image/frames/shot-NN-ff.png` or `-lf.png`."""
-        return f"image/frames/{self.stem}-{FRAME_SUFFIX[kind]}.png"
+        return layout.frame_path(self.number, kind)
 
     @property
     def clip_path(self) -> str:
-        return f"video/clips/{self.stem}.mp4"
+        return layout.clip_path(self.number)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .. import layout
 from ..errors import InputFileError
 from .context import Ctx
 from .frameplan import project_name, read_frame_plan
@@ -13,9 +14,9 @@ from .model import Character, Problem, Scene, Shot, Storyboard
 from .order import keyframe_order, plan_numbers
 from .shots import read_shot
 
-FINAL = "storyboard/storyboard-final"
-PLAN = f"{FINAL}/frame-plan.md"
-SHOTS = f"{FINAL}/shots"
+FINAL = layout.STORYBOARD
+PLAN = layout.FRAME_PLAN
+SHOTS = layout.SHOTS
 SKIP = re.compile(r"^(readme|index|_.*|\..*)\.md$", re.IGNORECASE)
 
 
@@ -54,14 +55,14 @@ def load_storyboard(root: Path) -> Storyboard:
 def load_cast(root: Path) -> Ctx:
     """The characters (script/characters/) and scenes (script/scenes/) of a project, with their problems."""
     ctx = Ctx("", [], {}, {})
-    for path in _markdown_files(root / "script/characters"):
+    for path in _markdown_files(root / layout.SCRIPT_CHARACTERS):
         character = _character(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
         if (clash := ctx.characters.get(character.name.lower())) is not None:
             ctx.at(character.file).problem(1, f"a second sheet for {character.name} (the first is {clash.file}); "
                                               "keep one file per character")
             continue
         ctx.characters[character.name.lower()] = character
-    for path in _markdown_files(root / "script/scenes"):
+    for path in _markdown_files(root / layout.SCRIPT_SCENES):
         scene = _scene(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
         ctx.scenes[scene.slug] = scene
     return ctx
