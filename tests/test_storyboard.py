@@ -12,6 +12,7 @@ import aivp.storyboard as storyboard
 import pytest
 from aivp.errors import InputFileError
 from aivp.storyboard import (
+    Character,
     DialogueLine,
     FrameRef,
     FrameSpec,
@@ -22,6 +23,7 @@ from aivp.storyboard import (
     load_storyboard,
     sample_path,
 )
+from aivp.storyboard.order import with_keyframe_order
 from aivp.storyboard.values import parse_duration, parse_ref, parse_size
 
 SAMPLE = sample_path()
@@ -131,6 +133,14 @@ def test_every_sample_prompt_repeats_the_anchor_of_each_character_in_it() -> Non
     stairs = sb.scene("Lighthouse Stairwell")
     assert stairs.slug == "lighthouse-stairwell" and stairs.prompt and stairs.prompt.endswith("No people.")
     assert stairs.lighting and "storm lantern" in stairs.lighting
+
+
+def test_a_character_built_in_code_is_found_by_every_spelling(tmp_path: Path) -> None:
+    lin = Character(name="Lin Yue", slug="lin-yue", file="script/characters/lin-yue.md", anchor=None)
+    sb = Storyboard(tmp_path, characters={"lin yue": lin})
+    assert all(sb.character(n) is lin for n in ("@Lin Yue", "linyue", "lin_yue", "LIN-YUE"))
+    assert sb.character("@lin") is None
+    assert lin == replace(lin) and "aliases" not in repr(lin)
 
 
 def test_frame_plan_entries() -> None:
@@ -555,8 +565,18 @@ def test_keyframe_order_puts_referenced_frames_first_without_a_plan(tmp_path: Pa
     shots = [shot(1, "1.1", refs=("Prior frame: Shot 1.3 first-frame (wide master)",), large=True),
              shot(2, "1.2"), shot(3, "1.3", refs=("Scene: s",)),
              shot(4, "1.4", refs=("Shot 1.1 last-frame — where she ends up",))]
-    sb = Storyboard(tmp_path, shots=shots)
+    sb = with_keyframe_order(Storyboard(tmp_path, shots=shots))
     assert order_ids(sb) == [("1.2", "first"), ("1.3", "first"), ("1.1", "first"), ("1.1", "last"), ("1.4", "first")]
+
+
+def test_the_order_is_stored_once_and_a_storyboard_built_without_it_says_so(tmp_path: Path) -> None:
+    sb = load_storyboard(SAMPLE)
+    assert sb.keyframe_plan == [(sb.shot(sid).number, kind) for sid, kind in PLAN_ORDER]
+    assert replace(sb, keyframe_plan=None) == sb  # derived from the shots and the plan: not compared
+    bare = Storyboard(tmp_path, shots=[shot(1, "1.1")])
+    with pytest.raises(ValueError, match="with_keyframe_order"):
+        bare.keyframe_order()
+    assert order_ids(with_keyframe_order(bare)) == [("1.1", "first")]
 
 
 def test_an_inconsistent_frame_plan_is_reported_and_not_followed(copy: Path) -> None:

@@ -7,9 +7,10 @@ the server's cold start should not pay for them.
 """
 
 from .images import image_size, thumbnail
+from .poster import poster_frame
 from .sniff import is_image_mime, is_video_mime, sniff_mime
 from .split import split_video
-from .video import VideoCheck, VideoInfo, poster_frame, probe_video, verify_video
+from .video import VideoCheck, VideoInfo, probe_video, verify_video
 
 __all__ = [
     "VideoCheck",

@@ -1,4 +1,8 @@
-"""Helpers shared by the media modules: input checks, temp files, opening containers."""
+"""Helpers shared by the media modules: input checks, temp files, opening containers, writing images.
+
+Everything two media modules both need lives here, so that no media module imports another
+one sideways (images.py and video.py once imported each other for a PNG writer and a poster).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InputFileError
+from ..errors import InputFileError, InvalidParameterError
 
 if TYPE_CHECKING:
     from av.container import InputContainer
     from av.video.stream import VideoStream
+    from PIL import Image
+
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 def require_file(path: Path) -> Path:
@@ -92,3 +99,57 @@ def atomic_replace(tmp: Path, out: Path) -> None:
     except OSError:
         unlink_quietly(tmp)
         raise
+
+
+def save_image_atomically(image: Image.Image, out: Path) -> Path:
+    """Write `image` as PNG/JPEG/WebP (chosen by suffix) via a temp file and os.replace."""
+    fmt = _SAVE_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise InvalidParameterError(f"cannot write {out.name}: use a .png, .jpg or .webp file name")
+    if not out.parent.is_dir():
+        raise InputFileError(f"folder {out.parent} does not exist; create it first")
+    if fmt == "JPEG":
+        image = to_rgb_or_l(image)
+    tmp = temp_beside(out)
+    try:
+        image.save(tmp, format=fmt, **({"quality": 92} if fmt != "PNG" else {}))
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+    atomic_replace(tmp, out)
+    return out
+
+
+def to_rgb_or_l(im: Image.Image) -> Image.Image:
+    """The image in a mode JPEG and WebP both take (RGB or L), keeping what it looks like."""
+    from PIL import Image
+
+    if im.mode in ("RGB", "L"):
+        return im
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode.startswith("I;16"):
+        # Pillow clips I;16 -> L at 255, which turns most 16-bit pictures white.
+        return im.point(lambda v: v / 256).convert("L")
+    if im.mode in ("I", "F"):
+        return _stretch_to_l(im)
+    if im.mode == "P" and "transparency" not in im.info:
+        return im.convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def _stretch_to_l(im: Image.Image) -> Image.Image:
+    """32-bit int or float pixels to 8 bits: as is if they fit, as 16-bit if they look like it,
+    otherwise stretched between their extremes (depth maps and the like)."""
+    lo, hi = im.getextrema()
+    if lo >= 0 and hi <= 255:
+        return im.convert("L")
+    if lo >= 0 and hi <= 65535:
+        return im.point(lambda v: v / 256).convert("L")
+    scale = 255 / (hi - lo)
+    return im.point(lambda v: (v - lo) * scale).convert("L")

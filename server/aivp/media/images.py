@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from ..errors import InputFileError, InvalidParameterError
-from ._util import atomic_replace, require_file, temp_beside, unlink_quietly
+from ._util import require_file, to_rgb_or_l
+from .poster import poster_frame
 from .sniff import is_image_mime, is_video_mime, sniff_mime
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that turn the picture a quarter
 _QUALITIES = (85, 72, 60, 45, 30)
 _SHRINK = 0.75
 _MIN_SIDE = 16
-_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -55,8 +55,6 @@ def thumbnail(path: Path, *, max_side: int = 384, max_bytes: int = 48_000) -> tu
         )
     mime = sniff_mime(path)
     if is_video_mime(mime):
-        from .video import poster_frame
-
         image = cast("Image.Image", poster_frame(path))  # without `out` it is the image
     elif mime and mime.startswith("audio/"):
         raise InputFileError(f"{path} is audio ({mime}); there is no picture to preview")
@@ -66,60 +64,6 @@ def thumbnail(path: Path, *, max_side: int = 384, max_bytes: int = 48_000) -> tu
     # reducing_gap=1.0 lets Pillow pre-shrink by whole factors first: ~4x cheaper than plain LANCZOS
     image.thumbnail((max_side, max_side), _lanczos(), reducing_gap=1.0)
     return _encode_within(image, max_bytes)
-
-
-def save_image_atomically(image: Image.Image, out: Path) -> Path:
-    """Write `image` as PNG/JPEG/WebP (chosen by suffix) via a temp file and os.replace."""
-    fmt = _SAVE_FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise InvalidParameterError(f"cannot write {out.name}: use a .png, .jpg or .webp file name")
-    if not out.parent.is_dir():
-        raise InputFileError(f"folder {out.parent} does not exist; create it first")
-    if fmt == "JPEG":
-        image = to_rgb_or_l(image)
-    tmp = temp_beside(out)
-    try:
-        image.save(tmp, format=fmt, **({"quality": 92} if fmt != "PNG" else {}))
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
-    atomic_replace(tmp, out)
-    return out
-
-
-def to_rgb_or_l(im: Image.Image) -> Image.Image:
-    """The image in a mode JPEG and WebP both take (RGB or L), keeping what it looks like."""
-    from PIL import Image
-
-    if im.mode in ("RGB", "L"):
-        return im
-    if im.mode == "1":
-        return im.convert("L")
-    if im.mode.startswith("I;16"):
-        # Pillow clips I;16 -> L at 255, which turns most 16-bit pictures white.
-        return im.point(lambda v: v / 256).convert("L")
-    if im.mode in ("I", "F"):
-        return _stretch_to_l(im)
-    if im.mode == "P" and "transparency" not in im.info:
-        return im.convert("RGB")
-    if im.mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV
-
-
-def _stretch_to_l(im: Image.Image) -> Image.Image:
-    """32-bit int or float pixels to 8 bits: as is if they fit, as 16-bit if they look like it,
-    otherwise stretched between their extremes (depth maps and the like)."""
-    lo, hi = im.getextrema()
-    if lo >= 0 and hi <= 255:
-        return im.convert("L")
-    if lo >= 0 and hi <= 65535:
-        return im.point(lambda v: v / 256).convert("L")
-    scale = 255 / (hi - lo)
-    return im.point(lambda v: (v - lo) * scale).convert("L")
 
 
 def _open_image(path: Path) -> Image.Image:

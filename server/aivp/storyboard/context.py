@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from .. import layout
 from .model import Character, FrameRef, Problem, Scene
-from .values import character_aliases
 
 
 @dataclass
@@ -25,11 +25,11 @@ class Ctx:
         self.problems.append(Problem(self.file, line, message))
 
     def known_characters(self) -> str:
-        return ", ".join(f"@{c.name}" for c in self.characters.values()) or "none (script/characters/ is empty)"
+        return ", ".join(f"@{c.name}" for c in self.characters.values()) or f"none ({layout.SCRIPT_CHARACTERS}/ is empty)"
 
     def find_character(self, name: str) -> Character | None:
         wanted = name.strip().lstrip("@").strip().lower()
-        return next((c for c in self.characters.values() if wanted in character_aliases(c)), None)
+        return next((c for c in self.characters.values() if wanted in c.aliases), None)
 
     def character(self, name: str, line: int | None) -> str:
         """The character's own name for `name`; an unknown name is a problem and kept as written."""
@@ -37,7 +37,8 @@ class Ctx:
         if found:
             return found.name
         bare = name.strip().lstrip("@")
-        self.problem(line, f"@{bare} has no character sheet: add script/characters/{_slug(bare)}.md or use one of "
+        sheet = layout.asset_markdown("character", _slug(bare))
+        self.problem(line, f"@{bare} has no character sheet: add {sheet} or use one of "
                            f"the known characters: {self.known_characters()}")
         return bare
 
@@ -58,8 +59,9 @@ class Ctx:
         for s in self.scenes.values():
             if re.search(rf"(?<![\w-]){re.escape(s.slug.lower())}(?![\w-])", low) or s.name.lower() in low:
                 return s.slug
-        known = ", ".join(self.scenes) or "none (script/scenes/ is empty)"
-        self.problem(line, f"scene {name!r} has no scene sheet: add script/scenes/{_slug(name)}.md or use one of the "
+        known = ", ".join(self.scenes) or f"none ({layout.SCRIPT_SCENES}/ is empty)"
+        sheet = layout.asset_markdown("location", _slug(name))
+        self.problem(line, f"scene {name!r} has no scene sheet: add {sheet} or use one of the "
                            f"known scenes: {known}")
         return name
 

@@ -68,9 +68,11 @@ def _entry(section: Section, index: int, shot_id: str, kind: str, priority: int 
         scene = ctx.scene(scene_field.value.split()[0], scene_field.line, scene_field.value)
     mode_field = find_field(found, r"^(generation )?mode$")
     notes_field = find_field(found, r"^notes?$")
+    parent = _value(find_field(found, r"^parent"))
     return FramePlanEntry(
         index=index, shot_id=shot_id, kind=kind,  # type: ignore[arg-type]
-        camera=_value(find_field(found, r"^camera$")), parent=_value(find_field(found, r"^parent")), scene=scene,
+        camera=_value(find_field(found, r"^camera$")), scene=scene,
+        parent=parent, parent_shot=v.shot_id_in(parent or ""),  # the data class does not parse: it is found here
         references=refs, mode=v.parse_mode(mode_field.value) if mode_field and mode_field.value else None,
         notes=notes_field.text or None if notes_field else None, priority=priority, line=section.line,
     )

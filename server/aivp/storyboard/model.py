@@ -3,6 +3,10 @@
 Every value is already stripped of Markdown decoration, except prompts and other quoted text, which
 keep their wording, line breaks and language exactly as written. Line numbers are informational
 (`compare=False`), so the same storyboard written two ways compares equal.
+
+This module is data only: it imports none of the parsers (values.py) nor the ordering (order.py),
+which import it. What needs parsing or ordering is worked out once by the reader and stored in a
+field (`FramePlanEntry.parent_shot`, `Storyboard.keyframe_plan`); paths come from `aivp.layout`.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-FrameKind = Literal["first", "last"]
-FRAME_SUFFIX: dict[str, str] = {"first": "ff", "last": "lf"}
+from .. import layout
+
+FrameKind = layout.FrameKind
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,28 @@ class Character:
     anchor: str | None  # the Prompt Anchor Phrase: put it verbatim in every prompt featuring the character
     sections: dict[str, str] = field(default_factory=dict)  # other sections, by lowercase title
     outfits: list[str] = field(default_factory=list)  # default outfit first (best effort)
+    # Every lowercase spelling that names the character; set from name and slug, never passed in.
+    aliases: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Computed here rather than by the reader so a Character built in code is found by name too.
+        object.__setattr__(self, "aliases", character_aliases(self.name, self.slug))
 
     def portrait(self, angle: str = "front") -> str:
         """Where aivp-image keeps this character's portrait for `angle` (front/side/back)."""
-        return f"image/characters/{self.slug}-{angle}.png"
+        return layout.portrait_path(self.slug, angle)
+
+
+def character_aliases(name: str, slug: str) -> frozenset[str]:
+    """Every spelling that names a character: `Mara`, `mara`, the file slug, spaces as - or _ or nothing.
+
+    Both `@mentions` in the storyboard (context.py) and `Storyboard.character()` look names up this way.
+    """
+    out: set[str] = set()
+    for base in (name.lower(), slug.lower()):
+        out |= {base, base.replace(" ", ""), base.replace(" ", "-"), base.replace(" ", "_"),
+                base.replace("-", " "), base.replace("_", " "), base.replace("-", "").replace("_", "")}
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -155,15 +178,15 @@ class Shot:
 
     @property
     def stem(self) -> str:
-        return f"shot-{self.number:02d}"
+        return layout.shot_stem(self.number)
 
     def frame_path(self, kind: FrameKind) -> str:
         """The keyframe's conventional path, `image/frames/shot-NN-ff.png` or `-lf.png`."""
-        return f"image/frames/{self.stem}-{FRAME_SUFFIX[kind]}.png"
+        return layout.frame_path(self.number, kind)
 
     @property
     def clip_path(self) -> str:
-        return f"video/clips/{self.stem}.mp4"
+        return layout.clip_path(self.number)
 
 
 @dataclass(frozen=True)
@@ -175,19 +198,13 @@ class FramePlanEntry:
     kind: FrameKind
     camera: str | None = None
     parent: str | None = None  # "cam_0 (Shot 1.1)"
+    parent_shot: str | None = None  # the shot id named in **Parent** ("1.1"), found by the reader
     scene: str | None = None
     references: list[FrameRef] = field(default_factory=list)
     mode: str | None = None
     notes: str | None = None
     priority: int | None = None
     line: int = field(default=0, compare=False)
-
-    @property
-    def parent_shot(self) -> str | None:
-        """The shot id named in **Parent**, if any."""
-        from .values import shot_id_in
-
-        return shot_id_in(self.parent or "")
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,9 @@ class Storyboard:
     frame_plan: list[FramePlanEntry] = field(default_factory=list)  # generation order
     problems: list[Problem] = field(default_factory=list)
     project: str | None = None  # from "# Frame Generation Plan — <project>"
+    # (shot number, kind) in generation order, worked out once by the reader (order.py); None when
+    # the Storyboard was built in code without it (order.with_keyframe_order fills it in).
+    keyframe_plan: list[tuple[int, FrameKind]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -215,10 +235,8 @@ class Storyboard:
 
     def character(self, name: str) -> Character | None:
         """A character by name, @mention or file slug, case-insensitively; None if there is none."""
-        from .values import character_aliases
-
         wanted = name.strip().lstrip("@").strip().lower()
-        return next((c for c in self.characters.values() if wanted in character_aliases(c)), None)
+        return next((c for c in self.characters.values() if wanted in c.aliases), None)
 
     def scene(self, name: str) -> Scene | None:
         """A scene by slug or by its `# Scene:` name, case-insensitively; None if there is none."""
@@ -230,11 +248,14 @@ class Storyboard:
 
         The frame plan's order when it lists exactly the frames the shots need and never puts a
         frame before one it references; otherwise shot order (first before last), moved only as
-        far as the references require.
+        far as the references require. Raises ValueError for a Storyboard built in code without its
+        `keyframe_plan` (pass it through `order.with_keyframe_order` first).
         """
-        from .order import keyframe_order
-
-        return keyframe_order(self.shots, self.frame_plan)[0]
+        if self.keyframe_plan is None:
+            raise ValueError("this Storyboard has no keyframe order: read it with load_storyboard(), or pass one "
+                             "built in code through aivp.storyboard.order.with_keyframe_order()")
+        by_number = {s.number: s for s in self.shots}
+        return [(by_number[n], kind) for n, kind in self.keyframe_plan if n in by_number]
 
     def groups(self, max_shots: int = 6, max_total_s: float | None = None) -> list[list[Shot]]:
         """Runs of consecutive shots that suit one Kling O3 multi-shot call.

@@ -5,15 +5,30 @@ among its references (in the shot file and in the frame plan) and on its plan en
 The frame plan supplies the order when it is consistent: it lists exactly the frames the shots
 need, once each, and never a frame before one it depends on. Otherwise the order is shot order,
 first before last, with a frame moved later only as far as its dependencies require.
+
+The reader works the order out once and stores it as `Storyboard.keyframe_plan`; model.py does not
+import this module, so the data classes stay free of the ordering rules.
 """
 
 from __future__ import annotations
 
 import heapq
+from dataclasses import replace
 
-from .model import FrameKind, FramePlanEntry, Shot
+from .model import FrameKind, FramePlanEntry, Shot, Storyboard
 
 Key = tuple[int, str]  # (shot number, "first" | "last")
+
+
+def with_keyframe_order(sb: Storyboard) -> Storyboard:
+    """`sb` with its `keyframe_plan` worked out from its shots and frame plan: for a Storyboard built in
+    code (load_storyboard fills it in itself), so that `sb.keyframe_order()` can answer."""
+    return replace(sb, keyframe_plan=plan_numbers(keyframe_order(sb.shots, sb.frame_plan)[0]))
+
+
+def plan_numbers(order: list[tuple[Shot, FrameKind]]) -> list[tuple[int, FrameKind]]:
+    """The order as `Storyboard.keyframe_plan` stores it: (shot number, kind)."""
+    return [(shot.number, kind) for shot, kind in order]
 
 
 def keyframe_order(

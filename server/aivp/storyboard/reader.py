@@ -5,16 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .. import layout
 from ..errors import InputFileError
 from .context import Ctx
 from .frameplan import project_name, read_frame_plan
 from .markdown import Document, Section, blockquote, clean, heading_key, items, paragraph, parse
 from .model import Character, Problem, Scene, Shot, Storyboard
-from .order import keyframe_order
+from .order import keyframe_order, plan_numbers
 from .shots import read_shot
 
-FINAL = "storyboard/storyboard-final"
-PLAN = f"{FINAL}/frame-plan.md"
+FINAL = layout.STORYBOARD
+PLAN = layout.FRAME_PLAN
+SHOTS = layout.SHOTS
 SKIP = re.compile(r"^(readme|index|_.*|\..*)\.md$", re.IGNORECASE)
 
 
@@ -34,33 +36,33 @@ def load_storyboard(root: Path) -> Storyboard:
     if not (root / FINAL).is_dir():
         problems.append(Problem(FINAL, None, f"there is no {FINAL}/ folder in {root}: write the storyboard there first "
                                              "(shots/shot-01.md ... and frame-plan.md), or pass the right project root"))
-        return Storyboard(root, [], ctx.characters, ctx.scenes, [], problems)
+        return Storyboard(root, [], ctx.characters, ctx.scenes, [], problems, keyframe_plan=[])
 
     shots = _shots(root, ctx)
     plan, project = [], None
-    if (root / PLAN).is_file():
+    has_plan = (root / PLAN).is_file()
+    if has_plan:
         doc = _read(root, root / PLAN, ctx)
         plan = read_frame_plan(doc, ctx.at(PLAN), [s.id for s in shots])
         project = project_name(doc)
-        for line, message in keyframe_order(shots, plan)[1]:
-            problems.append(Problem(PLAN, line, message))
-    else:
-        for _, message in keyframe_order(shots, [])[1]:  # only a reference cycle can be reported here
-            problems.append(Problem(f"{FINAL}/shots", None, message))
-    return Storyboard(root, shots, ctx.characters, ctx.scenes, plan, problems, project)
+    # Worked out once here and stored, so the data classes need not know the ordering rules.
+    order, notes = keyframe_order(shots, plan)
+    for line, message in notes:  # without a plan file, only a reference cycle can be reported
+        problems.append(Problem(PLAN, line, message) if has_plan else Problem(SHOTS, None, message))
+    return Storyboard(root, shots, ctx.characters, ctx.scenes, plan, problems, project, plan_numbers(order))
 
 
 def load_cast(root: Path) -> Ctx:
     """The characters (script/characters/) and scenes (script/scenes/) of a project, with their problems."""
     ctx = Ctx("", [], {}, {})
-    for path in _markdown_files(root / "script/characters"):
+    for path in _markdown_files(root / layout.SCRIPT_CHARACTERS):
         character = _character(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
         if (clash := ctx.characters.get(character.name.lower())) is not None:
             ctx.at(character.file).problem(1, f"a second sheet for {character.name} (the first is {clash.file}); "
                                               "keep one file per character")
             continue
         ctx.characters[character.name.lower()] = character
-    for path in _markdown_files(root / "script/scenes"):
+    for path in _markdown_files(root / layout.SCRIPT_SCENES):
         scene = _scene(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
         ctx.scenes[scene.slug] = scene
     return ctx
@@ -93,10 +95,9 @@ def _read(root: Path, path: Path, ctx: Ctx) -> Document:
 
 
 def _shots(root: Path, ctx: Ctx) -> list[Shot]:
-    folder = root / FINAL / "shots"
-    files = _markdown_files(folder)
+    files = _markdown_files(root / SHOTS)
     if not files:
-        ctx.at(f"{FINAL}/shots").problem(None, f"no shot files: expected {FINAL}/shots/shot-01.md, shot-02.md, ...")
+        ctx.at(SHOTS).problem(None, f"no shot files: expected {SHOTS}/shot-01.md, shot-02.md, ...")
         return []
     shots: dict[int, Shot] = {}
     for path in files:

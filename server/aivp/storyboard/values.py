@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from .markdown import clean
-from .model import Character, DialogueLine, FrameKind, FrameRef
+from .model import DialogueLine, FrameKind, FrameRef
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:s|secs?|seconds?|sec\.|秒)?\s*(?:[（(][^)）]*[)）])?$", re.IGNORECASE)
 SIZE = re.compile(r"(\d{2,5})\s*[×xX✕*]\s*(\d{2,5})")
@@ -109,15 +109,6 @@ def frame_kind_in(text: str) -> FrameKind | None:
         return None
     word = (m.group(1) or m.group(2)).lower()
     return "last" if word in ("last", "end", "lf") else "first"
-
-
-def character_aliases(c: Character) -> set[str]:
-    """Every spelling that names `c`: `Mara`, `mara`, the file slug, spaces as - or _ or nothing."""
-    out = set()
-    for base in (c.name.lower(), c.slug.lower()):
-        out |= {base, base.replace(" ", ""), base.replace(" ", "-"), base.replace(" ", "_"),
-                base.replace("-", " "), base.replace("_", " "), base.replace("-", "").replace("_", "")}
-    return out
 
 
 PREFIX = re.compile(
