@@ -105,7 +105,7 @@ class BytePlusProvider:
         self.settings = settings
         self.client = client
         self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
-        self.base = settings.ark_url.rstrip("/")
+        self.base = settings.url("byteplus").rstrip("/")
 
     def check_ready(self) -> None:
         """Raise MissingKeyError (with how to fix it) before anything is recorded or sent."""

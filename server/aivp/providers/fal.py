@@ -139,7 +139,7 @@ class FalProvider:
         self.settings = settings
         self.client = client
         self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
-        self.queue = settings.fal_queue_url.rstrip("/")
+        self.queue = settings.url("fal", "queue").rstrip("/")
         self._storage: Any = None
 
     def check_ready(self) -> None:

@@ -134,7 +134,7 @@ class ReplicateProvider:
         self.settings = settings
         self.client = client
         self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
-        self.base = settings.replicate_url.rstrip("/")
+        self.base = settings.url("replicate").rstrip("/")
 
     def check_ready(self) -> None:
         """Raise MissingKeyError (with how to fix it) before anything is recorded or sent."""
