@@ -1,6 +1,6 @@
 """The registry of the providers aivp can call: each one's facts as data, its code loaded on demand.
 
-Adding a provider means one module with a provider class, one
+Adding a provider means one module with a `providers.base.ProviderBase` subclass, one
 `ProviderSpec` below, and its routes in the catalog (`catalog/models.json`). Everything else
 (settings, the key help, AIVP_PROVIDERS, the catalog's validation, the settings table) is derived
 from `BUILTIN`.
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ..settings import Settings
-    from .base import Provider
+    from .base import ProviderBase
 
 # In catalog order: the default preference among providers that serve the same model.
 BUILTIN: tuple[ProviderSpec, ...] = (
@@ -95,10 +95,15 @@ def key_help(name: str) -> tuple[str, str]:
     return spec.key_var, spec.key_where
 
 
-def create_all(settings: Settings, client: httpx.AsyncClient) -> dict[str, Provider]:
+def create_all(settings: Settings, client: httpx.AsyncClient) -> dict[str, ProviderBase]:
     """Every built-in provider, built on the shared client (imports each implementation now)."""
-    providers: dict[str, Provider] = {}
+    from .base import ProviderBase
+
+    providers: dict[str, ProviderBase] = {}
     for spec in BUILTIN:
         module, _, cls = spec.target.partition(":")
-        providers[spec.name] = getattr(import_module(module), cls)(settings, client)
+        provider = getattr(import_module(module), cls)(settings, client)
+        if not isinstance(provider, ProviderBase) or provider.name != spec.name:
+            raise TypeError(f"{spec.target} must be a ProviderBase named {spec.name!r}.")
+        providers[spec.name] = provider
     return providers
