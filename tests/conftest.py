@@ -7,7 +7,7 @@ Nothing leaves 127.0.0.1: provider URLs point at the sandbox, keys are fake, and
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,10 +68,18 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-def make_settings(project: Path, sandbox: Any | None = None, **overrides: Any) -> Settings:
-    env = dict(sandbox.env()) if sandbox is not None else {}
-    s = Settings.from_env(env, project_dir=project)
-    fast = dict(fal_key=Secret(KEY), retry_base_s=0.01, retry_cap_s=2.0, poll_initial_s=0.02, poll_max_s=0.2,
+def make_settings(project: Path, sandbox: Any | None = None, *, env: Mapping[str, str] | None = None,
+                  keys: Mapping[str, str | None] | None = None, **overrides: Any) -> Settings:
+    """Settings for a test: the sandbox's URLs (then `env`), fake keys and fast HTTP timings.
+
+    The one place tests set keys: fal gets the fake KEY unless `keys` says otherwise, and `keys`
+    maps a provider to its key or to None for none, e.g. `keys={"fal": None, "replicate": TOKEN}`.
+    """
+    environ = {**(sandbox.env() if sandbox is not None else {}), **(env or {})}
+    s = Settings.from_env(environ, project_dir=project)
+    wanted = {"fal": KEY, **(keys or {})}
+    fast = dict(keys={name: Secret(key) for name, key in wanted.items() if key is not None},
+                retry_base_s=0.01, retry_cap_s=2.0, poll_initial_s=0.02, poll_max_s=0.2,
                 sse_idle_s=2.0, wait_s=20.0, connect_timeout_s=5.0, read_timeout_s=20.0)
     fast.update(overrides)
     return replace(s, **fast)

@@ -28,7 +28,7 @@ from aivp.errors import (
 )
 from aivp.providers.base import Completed, Handle
 from aivp.providers.byteplus import BytePlusProvider, inline, wire_body
-from aivp.settings import Secret, Settings
+from aivp.settings import Settings
 
 from .conftest import KEY_SECRET, all_text, make_settings
 from .test_tools import ok, partials, png, refused
@@ -40,7 +40,7 @@ MODEL = "seedream-4-5-251128"
 
 def settings_for(project: Path, sandbox: Any, **overrides: Any) -> Settings:
     """Only an ARK key (no FAL key), unless the test says otherwise."""
-    return make_settings(project, sandbox, **{"fal_key": None, "ark_key": Secret(ARK), **overrides})
+    return make_settings(project, sandbox, keys={"fal": None, "byteplus": ARK}, **overrides)
 
 
 @pytest.fixture
@@ -179,7 +179,7 @@ async def test_b64_answers_and_references_as_data_uris(ark: Client, project: Pat
 
 
 async def test_rehosting_before_animation(project: Path, sandbox: Any) -> None:
-    settings = make_settings(project, sandbox, ark_key=Secret(ARK))  # FAL and ARK keys
+    settings = make_settings(project, sandbox, keys={"byteplus": ARK})  # FAL and ARK keys
     async with Client(build_server(settings)) as c:
         still = await ok(c, "generate_image", {"prompt": "a keyframe", "model": "seedream",
                                                "output": "image/frames/shot-04-ff.jpg"})
@@ -200,7 +200,7 @@ async def test_provider_choice_by_key_call_and_alias(project: Path, sandbox: Any
         assert (await ok(c, "generate_image", {"prompt": "fal only", "model": "seedream-4.5"}))["provider"] == "fal"
         text = await refused(c, "generate_image", {"prompt": "pinned", "model": "seedream"})
         assert "ARK_API_KEY is not set" in text
-    both = make_settings(project, sandbox, ark_key=Secret(ARK))
+    both = make_settings(project, sandbox, keys={"byteplus": ARK})
     async with Client(build_server(both)) as c:
         for args, provider in (({"provider": "fal"}, "fal"), ({"provider": "byteplus"}, "byteplus"),
                                ({"model": "seedream"}, "byteplus"), ({"model": "byteplus"}, "byteplus")):
@@ -257,8 +257,8 @@ async def test_sandbox_wire_checks(sandbox: Any) -> None:
 
 
 def provider(handler: Any, tmp_path: Path, **overrides: Any) -> tuple[BytePlusProvider, httpx.AsyncClient]:
-    s = Settings.from_env({"AIVP_ARK_URL": ARK_URL}, project_dir=tmp_path)
-    s = replace(s, ark_key=Secret(ARK), retry_base_s=0.001, retry_cap_s=0.5, **overrides)
+    s = make_settings(tmp_path, env={"AIVP_ARK_URL": ARK_URL}, keys={"fal": None, "byteplus": ARK},
+                      **{"retry_base_s": 0.001, "retry_cap_s": 0.5, **overrides})
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return BytePlusProvider(s, client), client
 
@@ -380,7 +380,7 @@ async def test_upload_is_a_data_uri_up_to_10_mb(tmp_path: Path) -> None:
 
 async def test_router_rules_of_the_fal_seedream_seed(project: Path, sandbox: Any) -> None:
     png(project / "image/ref.png")
-    both = make_settings(project, sandbox, ark_key=Secret(ARK))
+    both = make_settings(project, sandbox, keys={"byteplus": ARK})
     async with Client(build_server(both)) as c:
         plain = await ok(c, "generate_image", {"prompt": "no model named", "dry_run": True})
         assert plain["model"] == "seedream-4.5" and plain["provider"] == "byteplus"
@@ -395,7 +395,7 @@ async def test_router_rules_of_the_fal_seedream_seed(project: Path, sandbox: Any
     only_fal = make_settings(project, sandbox)
     async with Client(build_server(only_fal)) as c:
         assert (await ok(c, "generate_image", {"prompt": "x", "dry_run": True}))["model"] == "nano-banana-pro"
-    configured = make_settings(project, sandbox, ark_key=Secret(ARK), image_model="flux-2-turbo")
+    configured = make_settings(project, sandbox, keys={"byteplus": ARK}, image_model="flux-2-turbo")
     async with Client(build_server(configured)) as c:
         assert (await ok(c, "generate_image", {"prompt": "x", "dry_run": True}))["model"] == "flux-2-turbo"
     assert sandbox.submission_count() == 0
@@ -404,7 +404,7 @@ async def test_router_rules_of_the_fal_seedream_seed(project: Path, sandbox: Any
 async def test_image_model_fal_means_fal_routing_and_remove_background_keeps_its_specialist(project: Path,
                                                                                             sandbox: Any) -> None:
     png(project / "image/ref.png")
-    settings = make_settings(project, sandbox, ark_key=Secret(ARK), image_model="fal")
+    settings = make_settings(project, sandbox, keys={"byteplus": ARK}, image_model="fal")
     async with Client(build_server(settings)) as c:
         assert (await ok(c, "generate_image", {"prompt": "x", "dry_run": True}))["model"] == "flux-2-pro"
         edit = await ok(c, "generate_image", {"prompt": "x", "references": ["image/ref.png"], "dry_run": True})

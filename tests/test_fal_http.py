@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +12,16 @@ import pytest
 from aivp.errors import ProviderError, ProviderHTTPError, ProviderUnavailable, SubmitUncertain
 from aivp.providers.base import Completed, Queued, Running
 from aivp.providers.fal import FalProvider, app_path, describe, parse_status
-from aivp.settings import Secret, Settings
 
-from .conftest import KEY, KEY_SECRET
+from .conftest import KEY, KEY_SECRET, make_settings
 
 Q = "https://queue.test"
 
 
 def provider(handler: Any, tmp_path: Path, **overrides: Any) -> tuple[FalProvider, httpx.AsyncClient]:
-    s = Settings.from_env({"AIVP_FAL_QUEUE_URL": Q, "AIVP_FAL_REST_URL": "https://rest.test",
-                           "AIVP_FAL_CDN_URL": "https://cdn.test"}, project_dir=tmp_path)
-    s = replace(s, fal_key=Secret(KEY), retry_base_s=0.001, retry_cap_s=0.5, **overrides)
+    s = make_settings(tmp_path, env={"AIVP_FAL_QUEUE_URL": Q, "AIVP_FAL_REST_URL": "https://rest.test",
+                                     "AIVP_FAL_CDN_URL": "https://cdn.test"},
+                      **{"retry_base_s": 0.001, "retry_cap_s": 0.5, **overrides})
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return FalProvider(s, client), client
 

@@ -17,7 +17,7 @@ from aivp.app import build_server
 from aivp.errors import JobFailed, OutputLost, ProviderError, ProviderHTTPError, SafetyRefusal, SubmitUncertain
 from aivp.providers.base import Canceled, Completed, Handle, Queued, Running
 from aivp.providers.replicate import ReplicateProvider, describe, error_code, log_lines, parse_status
-from aivp.settings import Secret, Settings
+from aivp.settings import Settings
 
 from .conftest import KEY_SECRET, all_text, make_settings
 from .test_tools import ok, partials, png, refused
@@ -29,7 +29,7 @@ HEX = "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637"
 
 def settings_for(project: Path, sandbox: Any, **overrides: Any) -> Settings:
     """Only a Replicate token (no FAL key), unless the test says otherwise."""
-    return make_settings(project, sandbox, **{"fal_key": None, "replicate_token": Secret(TOKEN), **overrides})
+    return make_settings(project, sandbox, keys={"fal": None, "replicate": TOKEN}, **overrides)
 
 
 @pytest.fixture
@@ -215,14 +215,14 @@ async def test_restart_resumes_without_a_second_create(project: Path, sandbox: A
 async def test_provider_choice_by_key_by_call_and_by_setting(project: Path, sandbox: Any) -> None:
     async with Client(build_server(make_settings(project, sandbox))) as c:  # only a FAL key
         assert (await ok(c, "generate_image", {"prompt": "fal only", "model": "flux-schnell"}))["provider"] == "fal"
-    both = make_settings(project, sandbox, replicate_token=Secret(TOKEN))
+    both = make_settings(project, sandbox, keys={"replicate": TOKEN})
     async with Client(build_server(both)) as c:
         assert (await ok(c, "generate_image", {"prompt": "both keys", "model": "flux-schnell"}))["provider"] == "fal"
         job = await ok(c, "generate_image", {"prompt": "asked", "model": "flux-schnell", "provider": "replicate"})
         assert job["provider"] == "replicate"
     async with Client(build_server(replace(both, providers=("replicate", "fal")))) as c:
         assert (await ok(c, "generate_image", {"prompt": "preferred", "model": "flux-dev"}))["provider"] == "replicate"
-    async with Client(build_server(make_settings(project, sandbox, fal_key=None))) as c:
+    async with Client(build_server(make_settings(project, sandbox, keys={"fal": None}))) as c:
         text = await refused(c, "generate_image", {"prompt": "no key", "model": "flux-1.1-pro"})
         assert "REPLICATE_API_TOKEN is not set" in text
 
@@ -280,9 +280,9 @@ async def test_sandbox_wire_checks(sandbox: Any) -> None:
 
 
 def provider(handler: Any, tmp_path: Path, **overrides: Any) -> tuple[ReplicateProvider, httpx.AsyncClient]:
-    s = Settings.from_env({"AIVP_REPLICATE_URL": API}, project_dir=tmp_path)
-    s = replace(s, replicate_token=Secret(TOKEN), retry_base_s=0.001, retry_cap_s=0.5, poll_initial_s=0.001,
-                poll_max_s=0.01, **overrides)
+    s = make_settings(tmp_path, env={"AIVP_REPLICATE_URL": API}, keys={"fal": None, "replicate": TOKEN},
+                      **{"retry_base_s": 0.001, "retry_cap_s": 0.5, "poll_initial_s": 0.001, "poll_max_s": 0.01,
+                         **overrides})
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return ReplicateProvider(s, client), client
 

@@ -286,7 +286,7 @@ async def test_bad_model_and_values_refused_before_submit(client: Client, sandbo
 
 
 async def test_missing_key_fails_only_the_call_that_needs_it(project: Path, sandbox: Any) -> None:
-    settings = make_settings(project, sandbox, fal_key=None)
+    settings = make_settings(project, sandbox, keys={"fal": None})
     async with Client(build_server(settings)) as c:
         found = await ok(c, "search_models", {"task": "i2v", "capabilities": ["end-frame"], "limit": 3})
         assert found["models"] and all("end-frame" in m["tags"] for m in found["models"])

@@ -12,35 +12,22 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError, MissingKeyError
-
-DEFAULT_FAL_QUEUE_URL = "https://queue.fal.run"
-DEFAULT_FAL_REST_URL = "https://rest.fal.ai"
-DEFAULT_FAL_CDN_URL = "https://v3.fal.media"
-DEFAULT_REPLICATE_URL = "https://api.replicate.com"
-DEFAULT_ARK_URL = "https://ark.ap-southeast.bytepluses.com/api/v3"
+from .providers import BUILTIN, PROVIDER_NAMES, key_help
 
 # Every variable aivp reads, with what it does; README's settings table is checked against this.
+# The providers' key and base-URL variables come from their specs (providers/__init__.py).
 VARIABLES: dict[str, str] = {
-    "FAL_KEY": "fal.ai API key (`key_id:key_secret`). Also accepted: FAL_API_KEY, or FAL_KEY_ID + FAL_KEY_SECRET.",
-    "FAL_API_KEY": "Alternative name for FAL_KEY.",
-    "FAL_KEY_ID": "With FAL_KEY_SECRET, an alternative to FAL_KEY.",
-    "FAL_KEY_SECRET": "With FAL_KEY_ID, an alternative to FAL_KEY.",
-    "REPLICATE_API_TOKEN": "Replicate API token (for the FLUX and IP-Adapter models served there).",
-    "ARK_API_KEY": "BytePlus ModelArk API key (Seedream 4.5). Also accepted: BYTEPLUS_API_KEY.",
-    "BYTEPLUS_API_KEY": "Alternative name for ARK_API_KEY.",
+    **{name: doc for spec in BUILTIN for name, doc in spec.key_docs.items()},
     "AIVP_PROVIDERS": "Provider preference for models several providers serve, e.g. byteplus,fal,replicate (default: the ones with a key, in catalog order).",
     "AIVP_IMAGE_MODEL": "Image model used when a call names none (any catalog name or alias; 'fal' = fal routing). Default: seedream on BytePlus when ARK_API_KEY is set, else nano-banana-pro.",
     "AIVP_PROJECT_DIR": "Project root (default: --project, else the working directory).",
     "AIVP_EXTRA_ROOTS": "More folders aivp may read inputs from, separated by the OS path separator.",
     "AIVP_BUDGET_USD": "Spending cap for this project; a submit that would pass it is refused before it is sent.",
     "AIVP_WAIT_S": "Default seconds a generation call waits before returning a job handle (default 45).",
-    "AIVP_FAL_QUEUE_URL": f"fal queue base URL (default {DEFAULT_FAL_QUEUE_URL}).",
-    "AIVP_FAL_REST_URL": f"fal REST/storage base URL (default {DEFAULT_FAL_REST_URL}).",
-    "AIVP_FAL_CDN_URL": f"fal CDN upload base URL (default {DEFAULT_FAL_CDN_URL}).",
-    "AIVP_REPLICATE_URL": f"Replicate API base URL (default {DEFAULT_REPLICATE_URL}).",
-    "AIVP_ARK_URL": f"BytePlus ModelArk base URL (default {DEFAULT_ARK_URL}).",
+    **{u.env: f"{u.about} (default {u.default})." for spec in BUILTIN for u in spec.urls.values()},
     "AIVP_UPLOAD_MULTIPART_BYTES": "Uploads above this size use multipart (default 100 MiB).",
     "AIVP_UPLOAD_PART_BYTES": "Multipart chunk size (default 10 MiB).",
     "AIVP_MAX_UPLOAD_MB": "Largest local file aivp will upload (default 1024).",
@@ -97,24 +84,28 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(value)
 
 
+def _default_urls() -> dict[str, dict[str, str]]:
+    return {spec.name: {role: u.default for role, u in spec.urls.items()} for spec in BUILTIN}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Resolved configuration of one server process (one project)."""
+    """Resolved configuration of one server process (one project).
+
+    Provider keys and base URLs are mappings filled from the providers' specs, so a new provider
+    needs no field here: `key_for(name)` and `url(name, role)` read them.
+    """
 
     project_dir: Path
-    fal_key: Secret | None = None
-    replicate_token: Secret | None = None
-    ark_key: Secret | None = None
+    # provider name -> its key; a provider without a key is absent. hash=False: a dict cannot be hashed.
+    keys: Mapping[str, Secret] = field(default_factory=dict, hash=False)
+    # provider name -> role ("queue", "api" ...) -> base URL without a trailing slash
+    urls: Mapping[str, Mapping[str, str]] = field(default_factory=_default_urls, hash=False)
     providers: tuple[str, ...] = ()  # preference order for multi-provider models; () = by key presence
     image_model: str | None = None  # AIVP_IMAGE_MODEL: the image default when a call names no model
     extra_roots: tuple[Path, ...] = ()
     budget_usd: float | None = None
     wait_s: float = 45.0
-    fal_queue_url: str = DEFAULT_FAL_QUEUE_URL
-    fal_rest_url: str = DEFAULT_FAL_REST_URL
-    fal_cdn_url: str = DEFAULT_FAL_CDN_URL
-    replicate_url: str = DEFAULT_REPLICATE_URL
-    ark_url: str = DEFAULT_ARK_URL
     multipart_threshold: int = 100 * 1024 * 1024
     part_size: int = 10 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
@@ -139,7 +130,10 @@ class Settings:
         project_dir: str | Path | None = None,
         **overrides: object,
     ) -> Settings:
-        """Build settings from an environment mapping (default os.environ) and the .env files."""
+        """Build settings from an environment mapping (default os.environ) and the .env files.
+
+        `overrides` replace fields of the result (command-line flags, tests), e.g. `keys={"fal": Secret(...)}`.
+        """
         env_in = dict(os.environ if environ is None else environ)
         home = Path(env_in.get("AIVP_HOME") or Path.home() / ".aivp").expanduser()
         root_raw = project_dir or env_in.get("AIVP_PROJECT_DIR") or os.getcwd()
@@ -158,19 +152,13 @@ class Settings:
             raise ConfigError(f"AIVP_LOG_LEVEL={level!r} is not a level; use DEBUG, INFO, WARNING or ERROR.")
         settings = cls(
             project_dir=root,
-            fal_key=_fal_key(env),
-            replicate_token=_first_secret(env, "REPLICATE_API_TOKEN"),
-            ark_key=_first_secret(env, "ARK_API_KEY", "BYTEPLUS_API_KEY"),
+            keys={spec.name: Secret(key) for spec in BUILTIN if (key := spec.read_key(env))},
+            urls={spec.name: {role: _url(env, u.env, u.default) for role, u in spec.urls.items()} for spec in BUILTIN},
             providers=_provider_order(env.get("AIVP_PROVIDERS", "")),
             image_model=env.get("AIVP_IMAGE_MODEL", "").strip() or None,
             extra_roots=extra,
             budget_usd=_float(env, "AIVP_BUDGET_USD", None),
             wait_s=_float(env, "AIVP_WAIT_S", 45.0) or 0.0,
-            fal_queue_url=env.get("AIVP_FAL_QUEUE_URL", DEFAULT_FAL_QUEUE_URL).rstrip("/"),
-            fal_rest_url=env.get("AIVP_FAL_REST_URL", DEFAULT_FAL_REST_URL).rstrip("/"),
-            fal_cdn_url=env.get("AIVP_FAL_CDN_URL", DEFAULT_FAL_CDN_URL).rstrip("/"),
-            replicate_url=env.get("AIVP_REPLICATE_URL", DEFAULT_REPLICATE_URL).rstrip("/"),
-            ark_url=env.get("AIVP_ARK_URL", DEFAULT_ARK_URL).rstrip("/"),
             multipart_threshold=_int(env, "AIVP_UPLOAD_MULTIPART_BYTES", 100 * 1024 * 1024),
             part_size=_int(env, "AIVP_UPLOAD_PART_BYTES", 10 * 1024 * 1024),
             max_upload_bytes=_int(env, "AIVP_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
@@ -180,20 +168,16 @@ class Settings:
         )
         if settings.budget_usd is not None and settings.budget_usd < 0:
             raise ConfigError("AIVP_BUDGET_USD must be zero or more.")
-        for url_name in ("fal_queue_url", "fal_rest_url", "fal_cdn_url", "replicate_url", "ark_url"):
-            url = getattr(settings, url_name)
-            if not url.startswith(("https://", "http://")):
-                raise ConfigError(f"AIVP_{url_name.upper()}={url!r} must be an http(s) URL.")
         return replace(settings, **overrides) if overrides else settings
 
     def key_for(self, provider: str) -> Secret | None:
-        return {"fal": self.fal_key, "replicate": self.replicate_token, "byteplus": self.ark_key}.get(provider)
+        return self.keys.get(provider)
 
     def require_key(self, provider: str) -> Secret:
         """The provider's key, or a MissingKeyError that says how to set it."""
         key = self.key_for(provider)
         if key is None:
-            name, where = KEY_HELP[provider]
+            name, where = key_help(provider)
             raise MissingKeyError(
                 f"{name} is not set. Get a key at {where} and set {name} in the environment of the MCP server "
                 "(or in a .env file in the project root or ~/.aivp/.env), then restart the server. Searching "
@@ -201,46 +185,50 @@ class Settings:
             )
         return key
 
+    def url(self, provider: str, role: str = "api") -> str:
+        """A provider's base URL for one role (fal: "queue", "rest", "cdn"; the others: "api")."""
+        return self.urls[provider][role]
+
     def secrets(self) -> list[str]:
         """Every secret value this process holds, for redaction."""
-        held = (self.fal_key, self.replicate_token, self.ark_key)
-        return [s.get() for s in held if s is not None and s.get()]
+        return [s.get() for s in self.keys.values() if s.get()]
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
 
+    def __getattr__(self, attr: str) -> Any:
+        """Read-only names from before keys and URLs were mappings, derived for every provider:
+        `<provider>_key` (fal_key) and `<provider>_<role>_url` (fal_queue_url). New code calls
+        `key_for()` and `url()`; these stay because tests and scripts outside the package read them."""
+        if attr.startswith("_") or attr in ("keys", "urls"):  # copy/pickle probes, or not initialised yet
+            raise AttributeError(attr)
+        if attr.endswith("_key") and attr[:-4] in PROVIDER_NAMES:
+            return self.key_for(attr[:-4])
+        for spec in BUILTIN:
+            for role in spec.urls:
+                if attr == f"{spec.name}_{role}_url":
+                    return self.url(spec.name, role)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
 
-KEY_HELP = {
-    "fal": ("FAL_KEY", "https://fal.ai/dashboard/keys"),
-    "replicate": ("REPLICATE_API_TOKEN", "https://replicate.com/account/api-tokens"),
-    "byteplus": ("ARK_API_KEY", "https://console.byteplus.com/ark (API keys)"),
-}
-KNOWN_PROVIDERS = tuple(KEY_HELP)
+
+# Deprecated: provider -> (variable, where to get a key) for tools/prepare.py until it calls
+# `providers.key_help(name)`; remove it then.
+KEY_HELP = {name: key_help(name) for name in PROVIDER_NAMES}
 
 
-def _first_secret(env: Mapping[str, str], *names: str) -> Secret | None:
-    for name in names:
-        if value := env.get(name, "").strip():
-            return Secret(value)
-    return None
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    url = env.get(name, default).rstrip("/")
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{name}={url!r} must be an http(s) URL.")
+    return url
 
 
 def _provider_order(raw: str) -> tuple[str, ...]:
     names = tuple(p.strip().lower() for p in raw.replace(";", ",").split(",") if p.strip())
-    unknown = [p for p in names if p not in KNOWN_PROVIDERS]
+    unknown = [p for p in names if p not in PROVIDER_NAMES]
     if unknown:
-        raise ConfigError(f"AIVP_PROVIDERS names unknown providers {unknown}; use {', '.join(KNOWN_PROVIDERS)}.")
+        raise ConfigError(f"AIVP_PROVIDERS names unknown providers {unknown}; use {', '.join(PROVIDER_NAMES)}.")
     return names
-
-
-def _fal_key(env: Mapping[str, str]) -> Secret | None:
-    for name in ("FAL_KEY", "FAL_API_KEY"):
-        if value := env.get(name, "").strip():
-            return Secret(value)
-    key_id, key_secret = env.get("FAL_KEY_ID", "").strip(), env.get("FAL_KEY_SECRET", "").strip()
-    if key_id and key_secret:
-        return Secret(f"{key_id}:{key_secret}")
-    return None
 
 
 def redact(text: str, secrets: list[str]) -> str:

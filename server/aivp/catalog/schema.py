@@ -13,9 +13,11 @@ field each role lands in, so no model-specific field name lives in code.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from ..providers import PROVIDER_NAMES
 
 Task = Literal[
     "t2i",  # text to image
@@ -73,8 +75,17 @@ ParamType = Literal[
 
 Tier = Literal["fast", "standard", "premium"]
 Consistency = Literal["none", "weak", "medium", "strong"]
-Provider = Literal["fal", "replicate", "byteplus"]
 OutputShape = Literal["images", "image", "video"]
+
+
+def _known_provider(name: str) -> str:
+    """A route's provider must be in the registry (providers/__init__.py), which says what each one is."""
+    if name not in PROVIDER_NAMES:
+        raise ValueError(f"unknown provider {name!r}; aivp knows {', '.join(PROVIDER_NAMES)}")
+    return name
+
+
+Provider = Annotated[str, AfterValidator(_known_provider)]
 
 
 class _Strict(BaseModel):

@@ -29,19 +29,16 @@ from ..errors import (
     InvalidParameterError,
     JobFailed,
     JobNotFound,
-    ProviderAuthError,
     ProviderHTTPError,
     SafetyRefusal,
     SubmitUncertain,
 )
 from ..settings import Settings
-from .base import Completed, Handle, JobState, OutputFile, Result
-from .http import RetryPolicy, retry_after, send
+from .base import Completed, Handle, JobState, OutputFile, ProviderBase, Result
+from .http import send
 
-USER_AGENT = "aivp/0.1 (+https://github.com/aivp)"
 GENERATE_READ_S = 300.0  # a set of 4K images can take minutes; the SDK allows 600 s
 MAX_REF_BYTES = 10 * 1024 * 1024
-CONSOLE = "https://console.byteplus.com/ark"
 
 
 def is_sensitive(code: Any) -> bool:
@@ -95,26 +92,20 @@ def _submit_retryable(r: httpx.Response) -> bool:
     return r.status_code == 429
 
 
-class BytePlusProvider:
+class BytePlusProvider(ProviderBase):
     """ModelArk's synchronous image generation, driven by settings (base URL, ARK key) and a shared httpx client."""
 
     name = "byteplus"
-    dashboard = CONSOLE
+    credential = "API key"
+    denied_subject = "request"  # a 403 is as often a model the key may not use as an overdue account
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
-        self.base = settings.ark_url.rstrip("/")
-
-    def check_ready(self) -> None:
-        """Raise MissingKeyError (with how to fix it) before anything is recorded or sent."""
-        self.settings.require_key("byteplus")
+        super().__init__(settings, client)
+        self.base = self.base_url().rstrip("/")
 
     def _headers(self) -> dict[str, str]:
-        key = self.settings.require_key("byteplus").get()
-        return {"Authorization": f"Bearer {key}", "User-Agent": USER_AGENT, "Accept": "application/json",
-                "X-Client-Request-Id": uuid.uuid4().hex}
+        # a fresh client request id per call, so BytePlus support can find one request
+        return self.auth_headers({"Accept": "application/json", "X-Client-Request-Id": uuid.uuid4().hex})
 
     def handle_for(self, endpoint: str, request_id: str) -> Handle:
         """A handle without an answer: BytePlus keeps nothing to fetch later, so `watch` reports it lost."""
@@ -207,6 +198,11 @@ class BytePlusProvider:
 
     # ---------------------------------------------------------------- errors
 
+    def denied_hint(self, status: int, code: str | None) -> str:
+        if code == "AccountOverdueError":
+            return f"The account is overdue; top it up in the BytePlus console ({self.dashboard})."
+        return f"This key may not use the model; check its permissions in the Ark console ({self.dashboard})."
+
     def _error(self, r: httpx.Response, model: str) -> Exception:
         err = error_of(r)
         code, message, param = err["code"], err["message"], err["param"]
@@ -217,25 +213,13 @@ class BytePlusProvider:
                 "the request"
             return SafetyRefusal(f"BytePlus's safety filter refused {what} ({code}); no image was made. "
                                  "Rephrase the prompt or change the references, then call again.", error_type=str(code))
-        if status == 401:
-            return ProviderAuthError(f"BytePlus rejected the API key (401 {code}: {message}). Check ARK_API_KEY "
-                                     f"({CONSOLE}, API keys) and restart the server.", status_code=401,
-                                     error_type=code, request_id=rid)
-        if status == 403:
-            hint = ("the account is overdue; top it up in the BytePlus console" if code == "AccountOverdueError"
-                    else "this key may not use the model; check its permissions in the Ark console")
-            return ProviderAuthError(f"BytePlus refused the request (403 {code}: {message}); {hint} ({CONSOLE}).",
-                                     status_code=403, error_type=code, request_id=rid)
+        if refused := self.access_error(r, str(message), code=code, error_type=code, request_id=rid):
+            return refused
         if status == 404:
             return ProviderHTTPError(
                 f"BytePlus does not serve {model} to this key (404 {code}: {message}). Activate the model in the Ark "
-                f"console ({CONSOLE}, Model activation), or check the model id.", status_code=404, error_type=code,
-                request_id=rid)
-        if status == 429:
-            wait = retry_after(r)
-            hint = f"BytePlus asks to wait {wait:.0f} s" if wait else "wait a minute"
-            return ProviderHTTPError(f"BytePlus is rate-limiting this key (429 {code}); {hint}, then try again.",
-                                     status_code=429, error_type=code, request_id=rid)
+                f"console ({self.dashboard}, Model activation), or check the model id.", status_code=404,
+                error_type=code, request_id=rid)
         if status == 400 and (param or str(code).startswith(("InvalidParameter", "MissingParameter", "InvalidImageURL"))):
             field = param or str(code).split(".", 1)[-1]
             return InvalidParameterError(f"BytePlus rejected {field} ({code}: {message}). Fix it and call again; "

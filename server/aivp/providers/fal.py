@@ -23,20 +23,18 @@ from ..errors import (
     JobCanceled,
     JobFailed,
     JobNotFound,
-    ProviderAuthError,
     ProviderError,
     ProviderHTTPError,
     SafetyRefusal,
     SubmitUncertain,
 )
 from ..settings import Settings
-from .base import Completed, Handle, JobState, OutputFile, Queued, Result, Running
-from .http import RetryPolicy, retry_after, send
+from .base import Completed, Handle, JobState, OutputFile, ProviderBase, Queued, Result, Running
+from .http import send
 
 log = logging.getLogger("aivp.fal")
 
 NAMESPACES = ("workflows", "comfy")
-USER_AGENT = "aivp/0.1 (+https://github.com/aivp)"
 SAFETY_TYPES = {"content_policy_violation"}
 
 
@@ -129,26 +127,16 @@ def describe(response: httpx.Response) -> tuple[str, str | None, bool]:
     return message, error_type, safety
 
 
-class FalProvider:
+class FalProvider(ProviderBase):
     """The fal queue and storage, driven by settings (base URLs, key) and a shared httpx client."""
 
     name = "fal"
-    dashboard = "https://fal.ai/dashboard/requests"
+    auth_scheme = "Key"
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
-        self.queue = settings.fal_queue_url.rstrip("/")
+        super().__init__(settings, client)
+        self.queue = self.base_url("queue").rstrip("/")
         self._storage: Any = None
-
-    def check_ready(self) -> None:
-        """Raise MissingKeyError (with how to fix it) before anything is recorded or sent."""
-        self.settings.require_key("fal")
-
-    def _headers(self, **extra: str) -> dict[str, str]:
-        key = self.settings.require_key("fal").get()
-        return {"Authorization": f"Key {key}", "User-Agent": USER_AGENT, **extra}
 
     # ---------------------------------------------------------------- URLs
 
@@ -169,7 +157,7 @@ class FalProvider:
     async def submit(self, endpoint: str, payload: dict[str, Any]) -> Handle:
         url = f"{self.queue}/{endpoint.strip('/')}"
         r = await send(self.client, "POST", url, policy=self.policy, idempotent=False, retryable=_submit_retryable,
-                       what=f"submit to {endpoint}", json=payload, headers=self._headers())
+                       what=f"submit to {endpoint}", json=payload, headers=self.auth_headers())
         if r.status_code >= 500 and not (r.status_code in (502, 503) and "x-fal-request-id" not in r.headers):
             # only an ingress 502/503 proves fal never took the job; any other server error may follow an enqueue
             message, _, _ = describe(r)
@@ -197,7 +185,7 @@ class FalProvider:
     async def status(self, handle: Handle) -> JobState:
         r = await send(self.client, "GET", handle.urls["status"], policy=self.policy, idempotent=True,
                        retryable=_fal_retryable, what="read the job status", params={"logs": "1"},
-                       headers=self._headers())
+                       headers=self.auth_headers())
         if r.status_code == 404:
             raise JobNotFound(f"fal does not know request {handle.request_id} of {handle.endpoint}.")
         if r.status_code not in (200, 202):
@@ -216,17 +204,8 @@ class FalProvider:
                     return
         except (httpx.HTTPError, ProviderError, ValueError) as exc:
             log.info("status stream for %s ended (%s); polling instead", handle.request_id, type(exc).__name__)
-        delay = self.settings.poll_initial_s
-        while True:
-            state = await self.status(handle)
-            if state != last:
-                last = state
-                yield state
-                delay = self.settings.poll_initial_s
-            if isinstance(state, Completed):
-                return
-            await anyio.sleep(delay)
-            delay = min(self.settings.poll_max_s, delay * 1.6)
+        async for state in self.poll(lambda: self.status(handle), last):
+            yield state
 
     async def _stream(self, handle: Handle) -> AsyncIterator[JobState]:
         from httpx_sse import aconnect_sse
@@ -234,7 +213,7 @@ class FalProvider:
         idle = self.settings.sse_idle_s
         timeout = httpx.Timeout(self.settings.connect_timeout_s, read=idle)
         async with aconnect_sse(self.client, "GET", handle.urls["stream"], params={"logs": "1"},
-                                headers=self._headers(), timeout=timeout) as source:
+                                headers=self.auth_headers(), timeout=timeout) as source:
             if source.response.status_code != 200:
                 raise ProviderError(f"status stream answered HTTP {source.response.status_code}")
             async for event in source.aiter_sse():
@@ -246,7 +225,7 @@ class FalProvider:
     async def result(self, handle: Handle) -> Result:
         for attempt in range(5):
             r = await send(self.client, "GET", handle.urls["response"], policy=self.policy, idempotent=True,
-                           retryable=_fal_retryable, what="fetch the job result", headers=self._headers())
+                           retryable=_fal_retryable, what="fetch the job result", headers=self.auth_headers())
             if r.status_code == 200:
                 units = r.headers.get("x-fal-billable-units")
                 try:
@@ -264,7 +243,7 @@ class FalProvider:
     async def cancel(self, handle: Handle) -> bool:
         """Ask fal to cancel; True when it accepted, False when the job had already finished."""
         r = await send(self.client, "PUT", handle.urls["cancel"], policy=self.policy, idempotent=True,
-                       retryable=_fal_retryable, what="cancel the job", headers=self._headers())
+                       retryable=_fal_retryable, what="cancel the job", headers=self.auth_headers())
         if r.status_code in (200, 202):
             return True
         message, _, _ = describe(r)
@@ -278,7 +257,7 @@ class FalProvider:
         from .fal_storage import FalStorage
 
         if self._storage is None:
-            self._storage = FalStorage(self.settings, self.client, self.policy, self._headers)
+            self._storage = FalStorage(self.settings, self.client, self.policy, self.auth_headers)
         return await self._storage.upload(path, content_type)
 
     def outputs(self, shape: str, output: dict[str, Any]) -> list[OutputFile]:
@@ -306,24 +285,15 @@ class FalProvider:
 
     # ---------------------------------------------------------------- errors
 
+    def denied_hint(self, status: int, code: str | None) -> str:
+        return "If the balance is exhausted, top up at https://fal.ai/dashboard/billing and try again."
+
     def _http_error(self, r: httpx.Response, what: str) -> ProviderHTTPError:
         message, error_type, _ = describe(r)
         rid = r.headers.get("x-fal-request-id")
-        if r.status_code == 401:
-            return ProviderAuthError(
-                f"{what}: fal rejected the key (401: {message}). Check FAL_KEY (https://fal.ai/dashboard/keys) "
-                "and restart the server.", status_code=401, error_type=error_type, request_id=rid)
-        if r.status_code == 403:
-            return ProviderAuthError(
-                f"{what}: fal refused the account (403: {message}). If the balance is exhausted, top up at "
-                "https://fal.ai/dashboard/billing and try again.", status_code=403, error_type=error_type, request_id=rid)
-        if r.status_code == 429:
-            wait = retry_after(r)
-            hint = f"fal asks to wait {wait:.0f} s" if wait else "wait a minute"
-            return ProviderHTTPError(f"{what}: fal is rate-limiting this key (429); {hint}, then try again.",
-                                     status_code=429, error_type=error_type, request_id=rid)
-        return ProviderHTTPError(f"{what} (HTTP {r.status_code}: {message}).", status_code=r.status_code,
-                                 error_type=error_type, request_id=rid)
+        refused = self.access_error(r, message, what=what, error_type=error_type, request_id=rid)
+        return refused or ProviderHTTPError(f"{what} (HTTP {r.status_code}: {message}).", status_code=r.status_code,
+                                            error_type=error_type, request_id=rid)
 
     def _job_error(self, r: httpx.Response, handle: Handle) -> Exception:
         message, error_type, safety = describe(r)

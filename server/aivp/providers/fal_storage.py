@@ -65,6 +65,8 @@ class FalStorage:
         self.client = client
         self.policy = policy
         self.key_headers = key_headers
+        self.rest = settings.url("fal", "rest")
+        self.cdn = settings.url("fal", "cdn")
         self._token: dict[str, Any] | None = None
         self._token_lock = anyio.Lock()
 
@@ -84,7 +86,7 @@ class FalStorage:
             now = datetime.now(UTC)
             if self._token and self._token["expires"] - timedelta(seconds=30) > now:
                 return self._token
-            url = f"{self.settings.fal_rest_url}/storage/auth/token"
+            url = f"{self.rest}/storage/auth/token"
             r = await send(self.client, "POST", url, policy=self.policy, idempotent=True, retryable=_retryable,
                            what="get a fal CDN upload token", params={"storage_type": "fal-cdn-v3"}, json={},
                            headers=self.key_headers(Accept="application/json"))
@@ -96,12 +98,12 @@ class FalStorage:
             if expires.tzinfo is None:
                 expires = expires.replace(tzinfo=UTC)
             self._token = {"auth": f"{body.get('token_type', 'Bearer')} {body['token']}",
-                           "base_url": str(body.get("base_url") or self.settings.fal_cdn_url).rstrip("/"),
+                           "base_url": str(body.get("base_url") or self.cdn).rstrip("/"),
                            "expires": expires}
             return self._token
 
     async def _single(self, path: Path, content_type: str, size: int, token: dict[str, Any]) -> str:
-        r = await send(self.client, "POST", f"{self.settings.fal_cdn_url}/files/upload", policy=self.policy,
+        r = await send(self.client, "POST", f"{self.cdn}/files/upload", policy=self.policy,
                        idempotent=True, retryable=_retryable, what=f"upload {path.name}",
                        content_factory=lambda: _file_chunks(path),
                        headers={"Authorization": token["auth"], "Content-Type": content_type,
@@ -141,7 +143,7 @@ class FalStorage:
         return access_url
 
     async def _signed_put(self, path: Path, content_type: str, size: int) -> str:
-        r = await send(self.client, "POST", f"{self.settings.fal_rest_url}/storage/upload/initiate",
+        r = await send(self.client, "POST", f"{self.rest}/storage/upload/initiate",
                        policy=self.policy, idempotent=True, retryable=_retryable, what=f"start an upload of {path.name}",
                        params={"storage_type": "gcs"}, json={"file_name": path.name, "content_type": content_type},
                        headers=self.key_headers(Accept="application/json"))

@@ -27,17 +27,15 @@ from ..errors import (
     JobFailed,
     JobNotFound,
     OutputLost,
-    ProviderAuthError,
     ProviderError,
     ProviderHTTPError,
     SafetyRefusal,
     SubmitUncertain,
 )
 from ..settings import Settings
-from .base import Canceled, Completed, Handle, JobState, OutputFile, Queued, Result, Running
-from .http import RetryPolicy, host_of, retry_after, send
+from .base import Canceled, Completed, Handle, JobState, OutputFile, ProviderBase, Queued, Result, Running
+from .http import host_of, send
 
-USER_AGENT = "aivp/0.1 (+https://github.com/aivp)"
 VERSION = re.compile(r"^(?:(?P<model>[\w.-]+/[\w.-]+):)?(?P<version>[0-9a-f]{64})$")
 MODEL = re.compile(r"^[\w.-]+/[\w.-]+$")
 MAX_FILE_BYTES = 100 * 1024 * 1024  # the files API limit
@@ -123,26 +121,17 @@ def urls_in(value: Any) -> list[str]:
     return []
 
 
-class ReplicateProvider:
+class ReplicateProvider(ProviderBase):
     """Replicate's predictions and files API, driven by settings (base URL, token) and a shared httpx client."""
 
     name = "replicate"
-    dashboard = "https://replicate.com/predictions"
     upload_ttl_s = 20 * 3600  # uploaded files expire after 24 h; reuse a URL only well before that
+    credential = "token"
+    denied_statuses = (402, 403)  # 402: the credit is used up
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
-        self.settings = settings
-        self.client = client
-        self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
-        self.base = settings.replicate_url.rstrip("/")
-
-    def check_ready(self) -> None:
-        """Raise MissingKeyError (with how to fix it) before anything is recorded or sent."""
-        self.settings.require_key("replicate")
-
-    def _headers(self, **extra: str) -> dict[str, str]:
-        token = self.settings.require_key("replicate").get()
-        return {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, **extra}
+        super().__init__(settings, client)
+        self.base = self.base_url().rstrip("/")
 
     # ---------------------------------------------------------------- URLs
 
@@ -180,7 +169,7 @@ class ReplicateProvider:
     async def submit(self, endpoint: str, payload: dict[str, Any]) -> Handle:
         url, extra = self._create_url(endpoint)
         wait = self._sync_wait_s(endpoint)
-        headers = self._headers(**({"Prefer": f"wait={wait}"} if wait else {}))
+        headers = self.auth_headers(**({"Prefer": f"wait={wait}"} if wait else {}))
         read = max(self.settings.read_timeout_s, (wait or 0) + 15.0)  # the answer may take the whole wait
         r = await send(self.client, "POST", url, policy=self.policy, idempotent=False, retryable=_create_retryable,
                        what=f"create a prediction of {endpoint} on Replicate", json={**extra, "input": payload},
@@ -208,7 +197,7 @@ class ReplicateProvider:
 
     async def _get(self, handle: Handle) -> dict[str, Any]:
         r = await send(self.client, "GET", handle.urls["get"], policy=self.policy, idempotent=True,
-                       retryable=_read_retryable, what="read the prediction on Replicate", headers=self._headers())
+                       retryable=_read_retryable, what="read the prediction on Replicate", headers=self.auth_headers())
         if r.status_code == 404:
             raise JobNotFound(f"Replicate does not know prediction {handle.request_id} of {handle.endpoint}.")
         if r.status_code != 200:
@@ -224,18 +213,11 @@ class ReplicateProvider:
         if isinstance(known, dict) and known.get("status") in TERMINAL:
             yield parse_status(known)
             return
-        last: JobState | None = None
-        delay = self.settings.poll_initial_s
-        while True:
-            state = parse_status(await self._get(handle))
-            if state != last:
-                last = state
-                yield state
-                delay = self.settings.poll_initial_s
-            if isinstance(state, Completed | Canceled):
-                return
-            await anyio.sleep(delay)
-            delay = min(self.settings.poll_max_s, delay * 1.6)
+        async for state in self.poll(lambda: self._read_state(handle)):
+            yield state
+
+    async def _read_state(self, handle: Handle) -> JobState:
+        return parse_status(await self._get(handle))
 
     async def result(self, handle: Handle) -> Result:
         known = handle.data.get("prediction")
@@ -259,7 +241,8 @@ class ReplicateProvider:
     async def cancel(self, handle: Handle) -> bool:
         """Ask Replicate to cancel; True when it took the cancel, False when the prediction had already ended."""
         r = await send(self.client, "POST", handle.urls["cancel"], policy=self.policy, idempotent=True,
-                       retryable=_read_retryable, what="cancel the prediction on Replicate", headers=self._headers())
+                       retryable=_read_retryable, what="cancel the prediction on Replicate",
+                       headers=self.auth_headers())
         if r.status_code == 404:
             raise JobNotFound(f"Replicate does not know prediction {handle.request_id}; it may have expired.")
         if r.status_code not in (200, 202):
@@ -277,7 +260,7 @@ class ReplicateProvider:
         # a repeated upload only stores a second copy, so transport errors may be retried
         r = await send(self.client, "POST", f"{self.base}/v1/files", policy=self.policy, idempotent=True,
                        retryable=_read_retryable, what=f"upload {path.name} to Replicate",
-                       files={"content": (path.name, data, content_type)}, headers=self._headers())
+                       files={"content": (path.name, data, content_type)}, headers=self.auth_headers())
         if r.status_code not in (200, 201):
             raise self._http_error(r, f"Replicate would not take the upload of {path.name}")
         url = ((r.json() or {}).get("urls") or {}).get("get")
@@ -304,23 +287,14 @@ class ReplicateProvider:
                              "call the tool again.", error_type=code or "PA")
         return JobFailed(f"The model failed on Replicate: {error}", error_type=code or "model_error")
 
+    def denied_hint(self, status: int, code: str | None) -> str:
+        return "If the credit is used up, add some at https://replicate.com/account/billing and try again."
+
     def _http_error(self, r: httpx.Response, what: str) -> ProviderHTTPError:
         message = describe(r)
-        if r.status_code == 401:
-            return ProviderAuthError(
-                f"{what}: Replicate rejected the token (401: {message}). Check REPLICATE_API_TOKEN "
-                "(https://replicate.com/account/api-tokens) and restart the server.", status_code=401)
-        if r.status_code in (402, 403):
-            return ProviderAuthError(
-                f"{what}: Replicate refused the account ({r.status_code}: {message}). If the credit is used up, add "
-                "some at https://replicate.com/account/billing and try again.", status_code=r.status_code)
-        if r.status_code == 429:
-            wait = retry_after(r)
-            hint = f"Replicate asks to wait {wait:.0f} s" if wait else "wait a minute"
-            return ProviderHTTPError(f"{what}: Replicate is throttling this token (429: {message}); {hint}, then try again.",
-                                     status_code=429)
-        return ProviderHTTPError(f"{what} (HTTP {r.status_code} from {host_of(str(r.request.url))}: {message}).",
-                                 status_code=r.status_code)
+        refused = self.access_error(r, message, what=what)
+        return refused or ProviderHTTPError(
+            f"{what} (HTTP {r.status_code} from {host_of(str(r.request.url))}: {message}).", status_code=r.status_code)
 
     def _create_error(self, r: httpx.Response, endpoint: str) -> ProviderError:
         message = describe(r)
