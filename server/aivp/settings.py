@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, MissingKeyError
-from .providers import BUILTIN, PROVIDER_NAMES, key_help
+from .providers.registry import BUILTIN, PROVIDER_NAMES, key_help
 
 # Every variable aivp reads, with what it does; README's settings table is checked against this.
 # The providers' key and base-URL variables come from their specs (providers/__init__.py).
@@ -209,11 +209,6 @@ class Settings:
                 if attr == f"{spec.name}_{role}_url":
                     return self.url(spec.name, role)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
-
-
-# Deprecated: provider -> (variable, where to get a key) for tools/prepare.py until it calls
-# `providers.key_help(name)`; remove it then.
-KEY_HELP = {name: key_help(name) for name in PROVIDER_NAMES}
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..providers import PROVIDER_NAMES
+from ..providers.registry import PROVIDER_NAMES
 
 Task = Literal[
     "t2i",  # text to image

@@ -22,7 +22,7 @@ from ..jobs import JobRequest
 from ..jobspec import ShotPart
 from ..mentions import Expansion, drop_to, expand
 from ..project_config import ProjectConfig, load_config
-from ..settings import KEY_HELP
+from ..providers import PROVIDER_NAMES, key_help
 from .studio import Studio
 
 IMAGE_ROLES = ("image", "start_image", "end_image", "mask")
@@ -213,7 +213,7 @@ def _ready(state: Studio, endpoint: Endpoint, route: Route, model_id: str) -> No
         others = [r.provider for r in endpoint.routes if r.provider != route.provider]
         if not others:
             raise
-        names = ", ".join(f"{p} ({KEY_HELP[p][0]})" for p in [route.provider, *others] if p in KEY_HELP)
+        names = ", ".join(f"{p} ({key_help(p)[0]})" for p in [route.provider, *others] if p in PROVIDER_NAMES)
         with_key = [p for p in others if state.settings.key_for(p) is not None]
         if with_key:
             raise MissingKeyError(f"{exc} Or run {model_id} on {', '.join(with_key)}, whose key is set: pass "

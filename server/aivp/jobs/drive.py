@@ -33,6 +33,7 @@ from ..errors import (
 from ..inputs import InputRef, iter_inputs, map_inputs
 from ..ledger import JobRow, Ledger, StateChanged, now_iso
 from ..project import Project
+from ..providers import spec_for
 from ..providers.base import Canceled, Completed, Handle, Provider, Queued, Running
 from ..providers.http import RetryPolicy
 from ..settings import Settings
@@ -195,7 +196,7 @@ class JobDriver:
                                      result.billable_units is None else f"billable_units={result.billable_units:g}")
         assert row.result is not None
         shape = row.spec.shape
-        more = [w for w in output_warnings(provider, shape, row.result) if w not in row.spec.warnings]
+        more = [w for w in provider.output_warnings(shape, row.result) if w not in row.spec.warnings]
         if more:  # e.g. one image of a set refused
             row = self.ledger.update(row.id, spec=row.spec.with_warnings(more))
         files = provider.outputs(shape, row.result)
@@ -240,14 +241,9 @@ class JobDriver:
 
 
 
-def output_warnings(provider: Provider, shape: str, output: dict[str, Any]) -> list[str]:
-    notes = getattr(provider, "output_warnings", None)
-    return list(notes(shape, output)) if notes else []
-
-
 def dashboard(provider: Provider | None) -> str:
     """Where a person can look for a job at its provider."""
-    return str(getattr(provider, "dashboard", None) or "https://fal.ai/dashboard/requests")
+    return provider.dashboard if provider is not None else spec_for("fal").dashboard
 
 
 def _failed_cost(exc: JobFailed) -> float | None:

@@ -13,18 +13,10 @@ from ..inputs import InputRef, iter_inputs
 from ..ledger import Ledger
 from ..providers.base import Provider
 
-UPLOAD_CACHE_S = 6 * 24 * 3600  # fal keeps uploads for about a week
-
-
-def upload_ttl(provider: Provider) -> float:
-    """How long an uploaded file's URL may be reused: the provider says (Replicate's files expire in a day)."""
-    return float(getattr(provider, "upload_ttl_s", UPLOAD_CACHE_S))
-
-
 async def upload(ledger: Ledger, provider: Provider, ref: InputRef) -> tuple[str, bool]:
     """The provider's URL for a local file, and whether it was a remembered upload."""
     assert ref.path is not None and ref.sha256 is not None
-    cached = ledger.cached_upload(ref.sha256, provider.name, upload_ttl(provider))
+    cached = ledger.cached_upload(ref.sha256, provider.name, provider.upload_ttl_s)
     if cached:
         return cached, True
     url = await provider.upload(ref.path, ref.mime or "application/octet-stream")

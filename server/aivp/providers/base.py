@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 
 from ..errors import ProviderAuthError, ProviderHTTPError
-from . import spec_for
+from .registry import spec_for
 from .http import RetryPolicy, retry_after
 from .spec import ProviderSpec
 

@@ -9,6 +9,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from .common import JobResult, as_tool_result, boundary, follow, state_of
+from ..providers import PROVIDER_NAMES
 from ..domain.calls import edit_call, image_call, video_call
 from ..domain.prepare import Call, prepare
 
@@ -25,7 +26,7 @@ Overwrite = Annotated[bool, Field(description="Replace an existing file at `outp
 Options = Annotated[dict[str, Any] | None, Field(description="Model-native parameters not covered above (e.g. safety_tolerance, cfg_scale); search_models(model=...) lists them with their valid values.")]
 WaitS = Annotated[float | None, Field(ge=0, le=600, description="Seconds to wait for the result (default 45). Past it you get a job_id; the job keeps running and queue_status fetches it.")]
 Fresh = Annotated[bool, Field(description="Pay for a new generation even if an identical request already finished (otherwise its files are returned free).")]
-ProviderArg = Annotated[Literal["fal", "replicate", "byteplus"] | None, Field(description="For models several providers serve (Seedream 4.5, FLUX): which one runs it. Default: AIVP_PROVIDERS, else whichever has a key.")]
+ProviderArg = Annotated[Literal[PROVIDER_NAMES] | None, Field(description="For models several providers serve (Seedream 4.5, FLUX): which one runs it. Default: AIVP_PROVIDERS, else whichever has a key.")]  # type: ignore[valid-type]
 Variations = Annotated[dict[str, str] | None, Field(description="For @mentioned assets, the variation to use this time, e.g. {\"Mara\": \"night\"} (or write @Mara:night).")]
 Tier = Annotated[Literal["fast", "standard", "premium"] | None, Field(description="With no model: pick the cheapest model of this tier.")]
 Consistency = Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="With no model: the character consistency the model must reach.")]
