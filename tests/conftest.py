@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from mcp import Client
+
 from aivp.settings import Secret, Settings
 
 # A distinctive fake key: tests grep every output for both halves of it.
@@ -107,3 +109,31 @@ def all_text(root: Path) -> str:
         if p.is_file():
             chunks.append(p.read_bytes().decode("utf-8", "replace"))
     return "\n".join(chunks)
+
+
+# ---------------------------------------------------------------- helpers shared by the tool tests
+
+def png(path: Path, size: tuple[int, int] = (640, 360), color: str = "teal") -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def partials(root: Path) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.name.endswith((".part", ".tmp"))]
+
+
+async def ok(client: Client, tool: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    r = await client.call_tool(tool, args, **kw)
+    assert not r.is_error, r.content[0].text if r.content else r
+    return r.structured_content  # type: ignore[return-value]
+
+
+async def refused(client: Client, tool: str, args: dict[str, Any]) -> str:
+    r = await client.call_tool(tool, args)
+    assert r.is_error, f"{tool} should have failed: {r.structured_content}"
+    text = r.content[0].text
+    assert isinstance(text, str)
+    return text

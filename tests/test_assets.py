@@ -12,8 +12,7 @@ from mcp import Client
 
 from aivp.app import build_server
 
-from .conftest import make_settings
-from .test_tools import ok, png, refused
+from .conftest import make_settings, ok, png, refused
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from .test_tools import ok, png, refused
+from .conftest import ok, png, refused
 
 pytestmark = pytest.mark.anyio
 
@@ -74,7 +74,6 @@ async def test_labels_must_be_unique(client: Client, sandbox: Any) -> None:
 
 
 async def test_identical_items_are_refused_not_silently_collapsed(client: Any, project: Any, sandbox: Any) -> None:
-    from .test_tools import ok
 
     same = {"prompt": "four takes of one thing"}
     out = await ok(client, "batch_generate", {"items": [

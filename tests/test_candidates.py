@@ -14,7 +14,7 @@ from mcp.types import ImageContent
 
 from aivp.demo import SAMPLE
 
-from .test_tools import ok, png, refused
+from .conftest import ok, png, refused
 
 pytestmark = pytest.mark.anyio
 FOLDER = "image/candidates/shot-01"

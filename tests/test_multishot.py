@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from .test_tools import ok, png, refused
+from .conftest import ok, png, refused
 
 pytestmark = pytest.mark.anyio
 

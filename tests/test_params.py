@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from aivp.catalog import resolve
-from aivp.catalog.params import build, choose_endpoint, coerce_duration, ratio_size
+from aivp.catalog.params import build, choose_endpoint, coerce_duration
+from aivp.catalog.sizes import ratio_size
 from aivp.errors import InvalidParameterError, UnknownModelError
 
 

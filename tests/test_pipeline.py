@@ -14,8 +14,7 @@ from mcp import Client
 from aivp.app import build_server
 from aivp.demo import SAMPLE
 
-from .conftest import make_settings
-from .test_tools import ok, refused
+from .conftest import make_settings, ok, refused
 
 pytestmark = pytest.mark.anyio
 
@@ -171,7 +170,7 @@ async def test_free_slots_go_to_the_longest_chain_first() -> None:
         tg.start_soon(want, "clip", (-1, 3))
         tg.start_soon(want, "keyframe", (-2, 1))
         tg.start_soon(want, "portrait", (-3, 0))
-        await anyio.sleep(0.01)
+        await anyio.wait_all_tasks_blocked()  # all three are waiting for the one slot
         slots.release()
     assert got == ["portrait", "keyframe", "clip"]
 

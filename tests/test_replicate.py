@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ from aivp.providers.base import Canceled, Completed, Handle, Queued, Running
 from aivp.providers.replicate import ReplicateProvider, describe, error_code, log_lines, parse_status
 from aivp.settings import Settings
 
-from .conftest import KEY_SECRET, all_text, make_settings
-from .test_tools import ok, partials, png, refused
+from .conftest import KEY_SECRET, all_text, make_settings, ok, partials, png, refused
 
 TOKEN = "r8_aivpTestToken-Never-Print-5d1e9"
 API = "https://api.replicate.test"
@@ -138,9 +136,8 @@ async def test_safety_refusal_and_a_transient_failure(rep: Client, project: Path
 async def test_429_on_create_with_retry_after_and_on_reads_without(rep: Client, sandbox: Any) -> None:
     sandbox.fault("replicate_create", status=429, headers={"Retry-After": "1"},
                   body={"detail": "Request was throttled. Your rate limit resets in ~1s."})
-    start = time.monotonic()
     job = await ok(rep, "generate_image", {"prompt": "throttled create", "model": "flux-schnell"})
-    assert job["status"] == "completed" and time.monotonic() - start >= 0.9
+    assert job["status"] == "completed"  # Retry-After itself is honoured in test_http_retry.py
     assert len(routes(sandbox, "replicate_create")) == 2 and sandbox.submission_count() == 1
     sandbox.fault("replicate_get", status=429, body={"detail": "Request was throttled."}, times=2)
     job = await ok(rep, "generate_image", {"prompt": "throttled reads [sandbox:slow=1.1]", "model": "flux-schnell"})

@@ -299,8 +299,7 @@ def test_cancel_in_each_state(sb, client):
     while client.get(running["status_url"]).json()["status"] != "IN_PROGRESS":
         time.sleep(0.02)
     assert client.put(running["cancel_url"]).status_code == 202
-    t = time.monotonic()
-    assert wait(client, running)["error_type"] == "client_cancelled" and time.monotonic() - t < 2
+    assert wait(client, running, timeout=5)["error_type"] == "client_cancelled"  # not the 10 s it would run
 
     done = submit(client, sb, NBP, {"prompt": "done"})
     wait(client, done)
@@ -378,10 +377,11 @@ def test_stall_and_malformed_faults(sb, client):
     sb.fault("status", action="stall", delay=1)
     with pytest.raises(httpx.ReadTimeout):
         client.get(job["status_url"], timeout=0.3)
-    sb.fault("result", action="stall", delay=0.3)
+    sb.fault("result", action="stall", delay=0.5)
     wait(client, job)
-    t = time.monotonic()
-    assert client.get(job["response_url"]).status_code == 200 and time.monotonic() - t >= 0.3
+    with pytest.raises(httpx.ReadTimeout):  # the stall holds the answer back
+        client.get(job["response_url"], timeout=0.1)
+    assert client.get(job["response_url"]).status_code == 200  # the fault was used up
     # a stalled submit that the client gives up on is never processed; with after=True it is
     sb.fault("submit", action="stall", delay=0.3)
     with pytest.raises(httpx.ReadTimeout):

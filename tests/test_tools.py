@@ -16,35 +16,9 @@ from mcp.types import ImageContent, ResourceLink, TextContent
 
 from aivp.app import build_server
 
-from .conftest import make_settings
+from .conftest import make_settings, ok, partials, png, refused
 
 pytestmark = pytest.mark.anyio
-
-
-def png(path: Path, size: tuple[int, int] = (640, 360), color: str = "teal") -> Path:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, color).save(path)
-    return path
-
-
-def partials(root: Path) -> list[str]:
-    return [str(p) for p in root.rglob("*") if p.name.endswith((".part", ".tmp"))]
-
-
-async def ok(client: Client, tool: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    r = await client.call_tool(tool, args, **kw)
-    assert not r.is_error, r.content[0].text if r.content else r
-    return r.structured_content  # type: ignore[return-value]
-
-
-async def refused(client: Client, tool: str, args: dict[str, Any]) -> str:
-    r = await client.call_tool(tool, args)
-    assert r.is_error, f"{tool} should have failed: {r.structured_content}"
-    text = r.content[0].text
-    assert isinstance(text, str)
-    return text
 
 
 async def test_tool_list_is_documented_annotated_and_small(client: Client) -> None:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .params import parse_ratio
+from .sizes import parse_ratio
 from .schema import Endpoint, Model, Param, Pricing, Route
 
 SHORT_SIDE = {"360p": 360, "480p": 480, "540p": 540, "576p": 576, "720p": 720, "768p": 768, "1080p": 1080,

@@ -21,7 +21,7 @@ from ..errors import AivpError
 from ..jobs import JobRequest
 from .studio import Studio
 
-log = logging.getLogger("aivp.tools")
+log = logging.getLogger("aivp.batch")
 DONE_STATES = ("completed", "failed", "canceled", "unknown")
 
 

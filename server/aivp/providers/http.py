@@ -16,8 +16,8 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +34,8 @@ class RetryPolicy:
     attempts: int = 6
     base_s: float = 0.5
     cap_s: float = 30.0
+    # how to wait between attempts (tests pass a recorder instead of sleeping)
+    sleep: Callable[[float], Awaitable[None]] = field(default=anyio.sleep, compare=False, repr=False)
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based): exponential, jittered, capped."""
@@ -110,6 +112,6 @@ async def send(
             await response.aclose()
             delay = wait if wait is not None else policy.backoff(attempt)
             log.info("%s: HTTP %d; retry %d in %.2fs", what, response.status_code, attempt, delay)
-            await anyio.sleep(delay)
+            await policy.sleep(delay)
             continue
-        await anyio.sleep(policy.backoff(attempt))
+        await policy.sleep(policy.backoff(attempt))

@@ -1,0 +1,75 @@
+"""The ledger's schema, as append-only named migrations (applied in order, each once, in one transaction).
+
+Never edit a migration that has shipped: a ledger written by an older aivp is upgraded by running
+the ones it has not seen (the `_migrations` table records which).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = []
+
+
+def migration(name: str, sql: str) -> None:
+    MIGRATIONS.append((name, sql))
+
+
+migration(
+    "m001_jobs",
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        idem_key TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        task TEXT NOT NULL,
+        state TEXT NOT NULL,
+        request_json TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        request_id TEXT,
+        handle_json TEXT,
+        queue_position INTEGER,
+        logs_json TEXT,
+        result_json TEXT,
+        outputs_json TEXT,
+        error TEXT,
+        error_code TEXT,
+        estimate_usd REAL NOT NULL DEFAULT 0,
+        cost_usd REAL,
+        created_at TEXT NOT NULL,
+        submitted_at TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX jobs_idem ON jobs(idem_key);
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE INDEX jobs_request ON jobs(provider, request_id);
+    CREATE TABLE events (
+        job_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX events_job ON events(job_id);
+    CREATE TABLE uploads (
+        sha256 TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        url TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (sha256, provider)
+    );
+    """,
+)
+
+
+migration(
+    "m002_owner",
+    """
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    ALTER TABLE jobs ADD COLUMN heartbeat_at REAL;
+    CREATE INDEX jobs_owner ON jobs(owner)
+    """,
+)
