@@ -320,7 +320,8 @@ def test_thumbnail_flattens_transparency_onto_white(work: Path) -> None:
     rgba.paste((255, 0, 0, 255), (0, 0, 50, 100))
     rgba.save(work / "rgba.png")
     rgba.convert("P").save(work / "p.png")
-    assert "transparency" in Image.open(work / "p.png").info  # a tRNS chunk, not an alpha band
+    with Image.open(work / "p.png") as im:
+        assert "transparency" in im.info  # a tRNS chunk, not an alpha band
     la = Image.new("LA", (100, 100), (0, 0))
     la.save(work / "la.png")
     for name in ("rgba.png", "p.png", "la.png"):
@@ -335,7 +336,8 @@ def test_thumbnail_scales_16_bit_instead_of_clipping(work: Path) -> None:
     ramp = Image.new("I;16", (256, 32))
     ramp.putdata([x * 256 for _ in range(32) for x in range(256)])
     ramp.save(work / "ramp16.png")
-    assert Image.open(work / "ramp16.png").mode.startswith("I;16")
+    with Image.open(work / "ramp16.png") as im:
+        assert im.mode.startswith("I;16")
     im = decode(thumbnail(work / "ramp16.png")[0]).convert("L")
     assert im.getpixel((10, 16)) < 30 and 100 < im.getpixel((128, 16)) < 160 and im.getpixel((250, 16)) > 220
 
@@ -450,9 +452,11 @@ def test_poster_frame_at_time_and_clamped(media: dict[str, Path]) -> None:
 def test_poster_frame_writes_file_atomically(media: dict[str, Path], work: Path) -> None:
     out = poster_frame(media["mp4"], work / "poster.png", at_s=1.0)
     assert out == work / "poster.png"
-    assert read_index(Image.open(out)) == 24
+    with Image.open(out) as im:
+        assert read_index(im) == 24
     assert poster_frame(media["mp4"], work / "poster.jpg") == work / "poster.jpg"
-    assert Image.open(work / "poster.jpg").format == "JPEG"
+    with Image.open(work / "poster.jpg") as im:
+        assert im.format == "JPEG"
     assert sorted(p.name for p in work.iterdir()) == ["poster.jpg", "poster.png"]
     with pytest.raises(InvalidParameterError, match=".png"):
         poster_frame(media["mp4"], work / "poster.gif")

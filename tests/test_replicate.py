@@ -320,7 +320,7 @@ async def test_create_paths_bodies_and_headers(tmp_path: Path) -> None:
 
     rp, client = provider(handler, tmp_path)
     async with client:
-        handle = await rp.submit("black-forest-labs/flux-schnell", {"prompt": "x"})
+        handle = await rp.submit("black-forest-labs/flux-schnell", {"prompt": "x"}, shape="images")  # an image model
         await rp.submit(f"someone/model:{HEX}", {"prompt": "y"})
         await rp.submit(HEX, {"prompt": "z"})
         with pytest.raises(ProviderError, match="not a Replicate model"):

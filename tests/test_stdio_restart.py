@@ -111,6 +111,9 @@ async def test_killed_mid_job_restart_finishes_with_one_submit(project: Path, sa
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
         stderr.close()
     assert not (project / "video/clips/shot-07.mp4").exists()
 

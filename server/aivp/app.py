@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio
 import httpx
 from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, TextContent
 
 from . import __version__
 from .ledger import Ledger
@@ -96,3 +97,8 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("aivp").setLevel(settings.log_level)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def text_of(result: CallToolResult) -> str:
+    """The text a tool result carries (its first text block), for the command-line front ends."""
+    return next((c.text for c in result.content if isinstance(c, TextContent)), "")

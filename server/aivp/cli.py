@@ -150,9 +150,9 @@ def _run_storyboard(args: argparse.Namespace) -> int:
     async def go() -> int:
         from mcp import Client
 
-        from .app import build_server
+        from .app import build_server, text_of
 
-        async def progress(p: float, total: float | None, message: str | None) -> None:
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
             print(f"  {message}", file=sys.stderr, flush=True)
 
         async with Client(build_server(settings)) as client:
@@ -162,13 +162,13 @@ def _run_storyboard(args: argparse.Namespace) -> int:
                 result = await client.call_tool("run_storyboard", {"mode": "run", "wait_s": 600},
                                                 progress_callback=progress)
             if result.is_error:
-                print(result.content[0].text, file=sys.stderr)
+                print(text_of(result), file=sys.stderr)
                 return 1
             data = result.structured_content or {}
             if args.json:
                 print(json.dumps(data, indent=2, ensure_ascii=False))
             else:
-                print(result.content[0].text)
+                print(text_of(result))
                 for st in data.get("steps", []):
                     print(f"  {st['kind']:<9} {', '.join(st['files'])[:52]:<52} {st['model']:<18} {st['mode']:<6} "
                           f"{st['status']:<8} ${st['estimate_usd']:.3f}  {st['error'] or ''}")

@@ -43,7 +43,7 @@ def say(text: str = "") -> None:
 async def _demo(root: Path, env: dict[str, str], sb: Any) -> int:
     from mcp import Client
 
-    from .app import build_server
+    from .app import build_server, text_of
     from .settings import Settings
 
     settings = Settings.from_env(env, project_dir=root)
@@ -56,8 +56,8 @@ async def _demo(root: Path, env: dict[str, str], sb: Any) -> int:
         async def call(tool: str, args: dict[str, Any], progress: Any = None) -> dict[str, Any]:
             r = await client.call_tool(tool, args, progress_callback=progress)
             if r.is_error:
-                raise SystemExit(f"demo step failed: {r.content[0].text}")
-            return r.structured_content  # type: ignore[return-value]
+                raise SystemExit(f"demo step failed: {text_of(r)}")
+            return dict(r.structured_content or {})
 
         plan = await call("run_storyboard", {"mode": "plan", "multi_shot": True})
         say("1. The sample storyboard (storyboard/storyboard-final/), planned with run_storyboard(mode='plan'):")

@@ -66,8 +66,7 @@ async def download(client: httpx.AsyncClient, url: str, dest: Path, *, policy: R
                         digest = hashlib.sha256()
                     content_type = r.headers.get("content-type", content_type)
                     expected = _expected_total(r, written)
-                    mode = "ab" if written else "wb"
-                    async with await anyio.open_file(dest, mode) as f:
+                    async with await anyio.open_file(dest, "ab" if written else "wb") as f:
                         async for chunk in r.aiter_bytes(CHUNK):
                             await f.write(chunk)
                             digest.update(chunk)  # hashed on the way in: no second pass over a big file

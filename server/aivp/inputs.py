@@ -141,5 +141,10 @@ def map_inputs(value: Any, fn: Any) -> Any:
 
 def iter_inputs(value: Any) -> list[InputRef]:
     found: list[InputRef] = []
-    map_inputs(value, lambda r: found.append(r) or r)
+
+    def collect(ref: InputRef) -> InputRef:
+        found.append(ref)
+        return ref
+
+    map_inputs(value, collect)
     return found

@@ -245,7 +245,7 @@ class Ledger:
         return None
 
     def recent(self, limit: int = 20, states: tuple[str, ...] | None = None) -> list[JobRow]:
-        query, args = "SELECT * FROM jobs", []
+        query, args = "SELECT * FROM jobs", list[Any]()
         if states:
             query += f" WHERE state IN ({','.join('?' * len(states))})"
             args.extend(states)
@@ -265,7 +265,7 @@ class Ledger:
         `StateChanged` otherwise, so two processes can never both move the same job.
         """
         at = now_iso()
-        cols, args = ["updated_at = ?"], [at]
+        cols, args = ["updated_at = ?"], list[Any]([at])
         for name, value in values.items():
             if name in _JSON_FIELDS:
                 cols.append(f"{name}_json = ?")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, MissingKeyError
-from .providers.registry import BUILTIN, PROVIDER_NAMES, key_help
+from .registry import BUILTIN, PROVIDER_NAMES, key_help
 
 # Every variable aivp reads, with what it does; README's settings table is checked against this.
 # The providers' key and base-URL variables come from their specs (providers/__init__.py).
@@ -128,7 +128,7 @@ class Settings:
         environ: Mapping[str, str] | None = None,
         *,
         project_dir: str | Path | None = None,
-        **overrides: object,
+        **overrides: Any,
     ) -> Settings:
         """Build settings from an environment mapping (default os.environ) and the .env files.
 

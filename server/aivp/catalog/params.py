@@ -8,6 +8,8 @@ many references raises `InvalidParameterError` naming the valid choices.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
+
 import math
 import re
 from dataclasses import dataclass, field
@@ -75,7 +77,7 @@ def build(
     roles: dict[str, Any],
     options: dict[str, Any] | None = None,
     *,
-    soft: set[str] = frozenset(),  # type: ignore[assignment]
+    soft: AbstractSet[str] = frozenset(),
 ) -> Built:
     """Map role values and native options onto the model's fields and check everything.
 
@@ -83,7 +85,7 @@ def build(
     defaults (project settings) rather than the caller, which are dropped quietly when unsupported.
     """
     params = effective_params(model, endpoint, route)
-    by_role = {p.role: name for name, p in params.items() if p.role}
+    by_role: dict[str, str] = {p.role: name for name, p in params.items() if p.role}
     b = Built(model, endpoint, route, params, payload={}, effective={})
     label = b.label
     values = {k: v for k, v in roles.items() if v is not None and v != []}
@@ -131,7 +133,7 @@ def build(
     return b
 
 
-def _place_size(b: Built, values: dict[str, Any], by_role: dict[str, str], soft: set[str]) -> None:
+def _place_size(b: Built, values: dict[str, Any], by_role: dict[str, str], soft: AbstractSet[str]) -> None:
     """Fit aspect ratio / size onto whichever of aspect_ratio, image_size, resolution the model has."""
     size, ratio = values.get("size"), values.get("aspect_ratio")
     if isinstance(size, str) and size.lower() in SIZE_TIERS and "size" in by_role and b.params[by_role["size"]].custom_size:

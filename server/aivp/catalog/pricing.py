@@ -38,7 +38,7 @@ def estimate(pricing: Pricing, params: dict[str, Param], effective: dict[str, An
         if all(_same(effective.get(k), v) for k, v in rule.if_.items()):
             price = rule.price
             break
-    by_role = {p.role: n for n, p in params.items() if p.role}
+    by_role: dict[str, str] = {p.role: n for n, p in params.items() if p.role}
     count = int(effective.get(by_role.get("num_images", ""), 1) or 1) * _set_size(effective)
     unit = pricing.unit
     if unit == "image":

@@ -13,11 +13,11 @@ field each role lands in, so no model-specific field name lives in code.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..providers.registry import PROVIDER_NAMES
+from ..registry import PROVIDER_NAMES
 
 Task = Literal[
     "t2i",  # text to image
@@ -32,7 +32,7 @@ Task = Literal[
     "v2v",  # video to video
     "multi-shot",  # several shots with their own prompts in one clip
 ]
-TASKS: tuple[str, ...] = Task.__args__  # type: ignore[attr-defined]
+TASKS: tuple[str, ...] = get_args(Task)
 
 Role = Literal[
     "prompt",
@@ -58,7 +58,7 @@ Role = Literal[
     "ip_adapters",
     "output_format",
 ]
-ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+ROLES: tuple[str, ...] = get_args(Role)
 
 ParamType = Literal[
     "string",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .prepare import Call
@@ -66,4 +67,4 @@ def video_call(*, prompt: str, model: str | None = None, image: str | None = Non
     }, options, output, overwrite, fresh, provider=provider, variations=variations)
 
 
-CALLS = {"generate_image": image_call, "edit_image": edit_call, "generate_video": video_call}
+CALLS: dict[str, Callable[..., Call]] = {"generate_image": image_call, "edit_image": edit_call, "generate_video": video_call}

@@ -232,7 +232,7 @@ def select(studio: Studio, number: int, path: Path) -> list[str]:
         **{k: v for k, v in record.items() if k != "job_cost_usd"}, "id": dest.stem, "type": "keyframe", "file": frame_rel,
         "cost_usd": 0.0, "selected_from": rel, "selected_at": when})
     chosen = {**selection(project, number), frame: rel, f"{frame}_selected_at": when}
-    project.write_json(layout.selection_file(number), chosen)
+    project.write_json(project.root / layout.selection_file(number), chosen)
     project.update_plan("image", frame_rel, type_=dest.stem, model=str(record.get("endpoint") or record.get("model") or "upload"),
                         mode=str(record.get("mode") or "-"), status="selected")
     notes.append(f"{rel} is now {frame_rel}; clips made from the earlier keyframe were not touched.")

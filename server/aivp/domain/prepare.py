@@ -17,7 +17,7 @@ from ..catalog.pricing import estimate_call
 from ..catalog.routing import TASK_OF, Wants, choose, default_for, image_router, ref_cap
 from ..catalog.schema import Endpoint, Model, Param, Route
 from ..errors import InvalidParameterError, MissingKeyError
-from ..inputs import InputRef, iter_inputs, resolve_input
+from ..inputs import Expect, InputRef, iter_inputs, resolve_input
 from ..jobs import JobRequest
 from ..jobspec import ShotPart
 from ..mentions import Expansion, drop_to, expand
@@ -55,7 +55,7 @@ class Call:
     tier: str | None = None  # model choice: fast | standard | premium
 
 
-def local_input(state: Studio, raw: str, *, expect: str, what: str,
+def local_input(state: Studio, raw: str, *, expect: Expect, what: str,
                 planned: frozenset[str] = frozenset()) -> InputRef:
     """Resolve an input; a URL of an output aivp already saved becomes that local file.
 
@@ -66,11 +66,11 @@ def local_input(state: Studio, raw: str, *, expect: str, what: str,
     if raw in planned and not (state.project.root / raw).is_file():
         return InputRef(raw=raw, kind="url", rel=raw, url=f"planned:{raw}")
     limit = state.settings.max_upload_bytes
-    ref = resolve_input(state.project, raw, expect=expect, max_bytes=limit, what=what)  # type: ignore[arg-type]
+    ref = resolve_input(state.project, raw, expect=expect, max_bytes=limit, what=what)
     if ref.kind == "url" and ref.url:
         rel = state.ledger.local_copy(ref.url)
         if rel and (state.project.root / rel).is_file():
-            local = resolve_input(state.project, rel, expect=expect, max_bytes=limit, what=what)  # type: ignore[arg-type]
+            local = resolve_input(state.project, rel, expect=expect, max_bytes=limit, what=what)
             local.extra["from_url"] = ref.url
             return local
     return ref
@@ -265,7 +265,7 @@ def _option_inputs(state: Studio, options: dict[str, Any] | None, params: dict[s
     def one(value: Any, key: str) -> Any:
         if not isinstance(value, str):
             return value
-        expect = "video" if "video" in key else "image" if ("image" in key or "mask" in key) else "any"
+        expect: Expect = "video" if "video" in key else "image" if ("image" in key or "mask" in key) else "any"
         return local_input(state, value, expect=expect, what=key, planned=planned)
 
     def walk(value: Any) -> Any:

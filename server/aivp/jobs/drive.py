@@ -136,7 +136,7 @@ class JobDriver:
         except StateChanged:  # cancelled meanwhile, or taken by another process: not ours to send
             return None
         try:
-            handle = await provider.submit(row.endpoint, map_inputs(payload, InputRef.wire))
+            handle = await provider.submit(row.endpoint, map_inputs(payload, InputRef.wire), shape=row.spec.shape)
         except SubmitUncertain as exc:
             self._mark_unknown(row.id, str(exc))
             return None
@@ -191,17 +191,18 @@ class JobDriver:
         """Fetch the result, place its files and records, then make the one move to 'completed'."""
         if row.result is None:
             assert row.handle is not None
-            result = await provider.result(Handle.from_json(row.handle))
-            row = self.ledger.update(row.id, result=result.output, event="result", detail=None if
-                                     result.billable_units is None else f"billable_units={result.billable_units:g}")
-        assert row.result is not None
+            answer = await provider.result(Handle.from_json(row.handle))
+            row = self.ledger.update(row.id, result=answer.output, event="result", detail=None if
+                                     answer.billable_units is None else f"billable_units={answer.billable_units:g}")
+        result = row.result
+        assert result is not None
         shape = row.spec.shape
-        more = [w for w in provider.output_warnings(shape, row.result) if w not in row.spec.warnings]
+        more = [w for w in provider.output_warnings(shape, result) if w not in row.spec.warnings]
         if more:  # e.g. one image of a set refused
             row = self.ledger.update(row.id, spec=row.spec.with_warnings(more))
-        files = provider.outputs(shape, row.result)
+        files = provider.outputs(shape, result)
         if not files:
-            keys = ", ".join(sorted(row.result)) or "nothing"
+            keys = ", ".join(sorted(result)) or "nothing"
             raise JobFailed(f"{row.provider} finished the job but returned no files (it returned: {keys}).")
         job_id = row.id
 
@@ -217,10 +218,12 @@ class JobDriver:
                                      handle=outputs.strip_inline(row.handle))
         # Records first, then the state: a job is only 'completed' once everything it owes the project is written
         # (a full disk leaves it 'fetching', and queue_status tries again).
-        done = {"state": "completed", "cost_usd": got.cost_usd, "finished_at": now_iso(), "error": None,
-                "error_code": None}
-        plan = records.write_records(self.project, replace(row, outputs=got.outputs, **done))
-        row = self.ledger.update(job_id, **done)
+        finished = now_iso()
+        plan = records.write_records(self.project, replace(row, outputs=got.outputs, state="completed",
+                                                            cost_usd=got.cost_usd, finished_at=finished, error=None,
+                                                            error_code=None))
+        row = self.ledger.update(job_id, state="completed", cost_usd=got.cost_usd, finished_at=finished, error=None,
+                                 error_code=None)
         records.write_plan_rows(self.project, row, plan)
         self._live.publish(row, "done")
 

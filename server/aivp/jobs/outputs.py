@@ -108,17 +108,19 @@ def still_there(project: Project, outputs: list[dict[str, Any]]) -> bool:
 
 
 def _unchanged(project: Project, out: dict[str, Any]) -> bool:
-    path = project.root / out["path"]
+    path = project.root / str(out["path"])
     try:
         st = path.stat()
     except OSError:
         return False
     if "mtime_ns" not in out:  # recorded before aivp kept these: the name is all there is
         return path.is_file()
+    if not isinstance(out["mtime_ns"], int):
+        return False
     if st.st_mtime_ns == out["mtime_ns"] and st.st_size == out.get("file_bytes"):
         return True
     want = out.get("file_sha256") or out.get("sha256")
-    if st.st_size != out.get("file_bytes") or not want:
+    if st.st_size != out.get("file_bytes") or not isinstance(want, str):
         return False
     return file_sha256(path) == want  # touched but maybe the same bytes (a copy, a restore)
 
@@ -136,7 +138,7 @@ def strip_inline(value: Any) -> Any:
 
 
 def has_inline(value: Any) -> bool:
-    return strip_inline(value) != value
+    return bool(strip_inline(value) != value)
 
 
 def actual_cost(row: JobRow, outputs: list[dict[str, Any]]) -> float:

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import anyio
-from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ..ledger import JobRow
 
@@ -34,7 +34,7 @@ class Live:
 
     started: float = field(default_factory=time.monotonic)
     done: anyio.Event = field(default_factory=anyio.Event)
-    subscribers: set[ObjectSendStream[Progress]] = field(default_factory=set)
+    subscribers: set[MemoryObjectSendStream[Progress]] = field(default_factory=set)
     logs: deque[str] = field(default_factory=lambda: deque(maxlen=20))
     driving: bool = False
     scope: anyio.CancelScope | None = None

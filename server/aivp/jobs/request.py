@@ -68,4 +68,5 @@ class JobRequest:
 def record_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """A payload safe for the ledger and records: inputs become their record form (no data: bodies)."""
     out = map_inputs(payload, lambda r: r.record())
-    return json.loads(json.dumps(out, default=str))  # type: ignore[no-any-return]
+    plain: dict[str, Any] = json.loads(json.dumps(out, default=str))
+    return plain

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..errors import InputFileError, InvalidParameterError
 
@@ -146,7 +146,7 @@ def to_rgb_or_l(im: Image.Image) -> Image.Image:
 def _stretch_to_l(im: Image.Image) -> Image.Image:
     """32-bit int or float pixels to 8 bits: as is if they fit, as 16-bit if they look like it,
     otherwise stretched between their extremes (depth maps and the like)."""
-    lo, hi = im.getextrema()
+    lo, hi = cast(tuple[float, float], im.getextrema())  # one band ("I" or "F"): a (min, max) pair
     if lo >= 0 and hi <= 255:
         return im.convert("L")
     if lo >= 0 and hi <= 65535:

@@ -58,7 +58,7 @@ def _frame_image(video: Path, target_s: float) -> Image.Image | None:
             return None
         if frame is None:
             return None
-        image = frame.to_image()
+        image: Image.Image = frame.to_image()
         # The display matrix turns counter-clockwise, as does Image.rotate.
         return image.rotate(frame.rotation, expand=True) if frame.rotation else image
 
@@ -67,6 +67,8 @@ def _frame_at(container: InputContainer, stream: VideoStream, target_s: float) -
     """The frame on screen `target_s` seconds into the clip (None if seeking found
     nothing): seek to the keyframe before it, then decode forward."""
     start = stream.start_time or 0
+    if stream.time_base is None:
+        return None
     # A thousandth of a tick of slack so a time computed as 1/3 s still hits its frame.
     target = start + int(target_s / stream.time_base + 1e-3)
     if target > start:

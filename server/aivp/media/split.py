@@ -6,7 +6,7 @@ import math
 from bisect import bisect_left, bisect_right
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputFileError, InvalidParameterError
 from ._util import atomic_replace, open_video, reason, temp_beside, unlink_quietly, video_stream
@@ -106,6 +106,8 @@ def _part_starts(
     if not pts:
         raise InputFileError(f"{src} has no timestamped video frames; convert it to MP4 (H.264) first")
     tb = stream.time_base
+    if tb is None:
+        raise InputFileError(f"{src} has a video stream without a time base; convert it to MP4 (H.264) first")
     times = [float((p - pts[0]) * tb) for p in pts]
     step = times[1] - times[0] if len(times) > 1 else 0.0
     duration = times[-1] + step
@@ -146,9 +148,9 @@ def _encode_parts(src: Path, starts: list[int], rotation: int, tmps: list[Path])
                         "Download or generate it again."
                     ) from e
                 for frame in frames:
-                    if packet.stream is vin:
+                    if isinstance(frame, av.VideoFrame):
                         writer.video(frame)
-                    else:
+                    elif isinstance(frame, av.AudioFrame):
                         writer.audio(frame)
             writer.finish()
         finally:
@@ -182,6 +184,7 @@ class _Writer:
         if ain is not None:
             self.sample_rate = ain.codec_context.sample_rate
             tb = vin.time_base
+            assert tb is not None  # checked when the cut points were computed
             self.start_samples = [round(s * tb * self.sample_rate) for s in starts]
         self.resampler: AudioResampler | None = None
 
@@ -198,7 +201,7 @@ class _Writer:
         stream = self._video_out(part)
         if frame.format.name != "yuv420p" or (frame.width, frame.height) != (self.width, self.height):
             frame = frame.reformat(width=self.width, height=self.height, format="yuv420p")
-        frame.pts = frame.pts - self.starts[part]
+        frame.pts = (frame.pts or 0) - self.starts[part]
         frame.time_base = self.vin.time_base
         # libx264 obeys the frame type it is handed, so a decoded frame would drag the
         # source's I/P/B pattern along; NONE lets x264 choose.
@@ -210,7 +213,7 @@ class _Writer:
         """Convert to planar float, then split the samples at the parts' start instants."""
         import av
 
-        if frame.pts is not None:
+        if frame.pts is not None and frame.time_base is not None:
             first = round(frame.pts * frame.time_base * self.sample_rate)
         else:
             first = self._next_sample
@@ -235,7 +238,7 @@ class _Writer:
             while self.apart < part:
                 self._flush_audio(self.apart)
                 self.apart += 1
-            piece = frame if (lo, hi) == (first, end) else _slice(frame, lo - first, hi - first)
+            piece = frame if (lo, hi) == (first, end) else _slice(frame, int(lo - first), int(hi - first))
             piece.pts = self.samples[part]
             piece.time_base = Fraction(1, self.sample_rate)
             self.samples[part] += piece.samples
@@ -277,7 +280,7 @@ class _Writer:
         self.containers[part] = container
         v = container.add_stream("libx264", rate=self.rate, options=dict(_X264))
         v.width, v.height, v.pix_fmt = self.width, self.height, "yuv420p"
-        v.codec_context.time_base = self.vin.time_base
+        v.codec_context.time_base = self.vin.time_base or Fraction(1, 90_000)
         if self.rotation:
             v.set_display_rotation(self.rotation)
         self.vouts[part] = v
@@ -309,7 +312,7 @@ class _Writer:
             self._mux(part, stream.encode(None))
             self.aouts[part] = None
 
-    def _mux(self, part: int, packets: list[Packet]) -> None:
+    def _mux(self, part: int, packets: list[Packet[Any]]) -> None:
         container = self.containers[part]
         assert container is not None
         container.mux(packets)

@@ -7,6 +7,7 @@ Shared by run_storyboard and the review board, so both show the same state.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -58,7 +59,7 @@ def shot_numbers(sb: Any, names: list[str] | None) -> set[int] | None:
     return found
 
 
-def options_from(sb: Any, shots: list[str] | None, stages: list[str] | None, video_model: str | None,
+def options_from(sb: Any, shots: list[str] | None, stages: Sequence[str] | None, video_model: str | None,
              image_model: str | None, multi_shot: bool, hero_shots: list[str] | None, hero_model: str | None,
              overrides: dict[str, dict[str, Any]] | None, redo: list[str] | None, audio: bool | None,
              resolution: str | None) -> Options:

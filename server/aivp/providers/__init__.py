@@ -1,7 +1,7 @@
-"""The providers aivp can call: their facts as data (`registry.py`), their code loaded on demand.
+"""The providers aivp can call: their facts as data (`aivp.registry`), their code loaded on demand.
 
 Adding a provider means one module with a `providers.base.ProviderBase` subclass, one
-`ProviderSpec` in `registry.BUILTIN`, and its routes in the catalog (`catalog/models.json`).
+`ProviderSpec` in `aivp.registry.BUILTIN`, and its routes in the catalog (`catalog/models.json`).
 
 This module is imported by settings.py and the catalog at start-up, so it must stay light: it
 imports neither httpx nor any provider module; `create_all` imports each implementation when the
@@ -14,7 +14,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from .registry import BUILTIN, PROVIDER_NAMES, SPECS, key_help, spec_for
+from ..registry import BUILTIN, PROVIDER_NAMES, SPECS, key_help, spec_for
 
 if TYPE_CHECKING:
     import httpx

@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 
 from ..errors import ProviderAuthError, ProviderHTTPError
-from .registry import spec_for
+from ..registry import ProviderSpec, spec_for
 from .http import RetryPolicy, retry_after
-from .spec import ProviderSpec
 
 if TYPE_CHECKING:
     import httpx
@@ -146,8 +145,10 @@ class ProviderBase(ABC):
     # ---------------------------------------------------------------- the seam
 
     @abstractmethod
-    async def submit(self, endpoint: str, payload: dict[str, Any]) -> Handle:
-        """Send the native payload; the handle finds the job again, also after a restart."""
+    async def submit(self, endpoint: str, payload: dict[str, Any], *, shape: str | None = None) -> Handle:
+        """Send the native payload; the handle finds the job again, also after a restart.
+
+        `shape` is what the endpoint makes (images, image, video), when the caller knows it."""
 
     @abstractmethod
     def watch(self, handle: Handle) -> AsyncIterator[JobState]:

@@ -111,7 +111,7 @@ class BytePlusProvider(ProviderBase):
         """A handle without an answer: BytePlus keeps nothing to fetch later, so `watch` reports it lost."""
         return Handle("byteplus", endpoint, request_id)
 
-    async def submit(self, endpoint: str, payload: dict[str, Any]) -> Handle:
+    async def submit(self, endpoint: str, payload: dict[str, Any], *, shape: str | None = None) -> Handle:
         timeout = httpx.Timeout(max(self.settings.read_timeout_s, GENERATE_READ_S), connect=self.settings.connect_timeout_s)
         r = await send(self.client, "POST", f"{self.base}/images/generations", policy=self.policy, idempotent=False,
                        retryable=_submit_retryable, what=f"generate images with {endpoint} on BytePlus",
@@ -141,7 +141,7 @@ class BytePlusProvider(ProviderBase):
             raise JobNotFound(f"BytePlus request {handle.request_id} has no stored answer.")
         entries = [e for e in answer.get("data") or [] if isinstance(e, dict)]
         if not any(isinstance(e.get("url"), str) for e in entries):
-            errors = [e.get("error") for e in entries if isinstance(e.get("error"), dict)]
+            errors: list[dict[str, Any]] = [e["error"] for e in entries if isinstance(e.get("error"), dict)]
             top = answer.get("error")
             errors += [top] if isinstance(top, dict) else []
             if errors and all(is_sensitive(e.get("code")) for e in errors):
@@ -150,7 +150,7 @@ class BytePlusProvider(ProviderBase):
                                     "references, then call again.", error_type=str(errors[0].get("code")))
             why = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors) or "no images in the answer"
             raise JobFailed(f"BytePlus returned no images ({why}).", error_type="no_images")
-        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        usage: dict[str, Any] = answer["usage"] if isinstance(answer.get("usage"), dict) else {}
         made = usage.get("generated_images")
         return Result(answer, float(made) if isinstance(made, int | float) else None)
 

@@ -154,7 +154,7 @@ class FalProvider(ProviderBase):
 
     # ---------------------------------------------------------------- queue
 
-    async def submit(self, endpoint: str, payload: dict[str, Any]) -> Handle:
+    async def submit(self, endpoint: str, payload: dict[str, Any], *, shape: str | None = None) -> Handle:
         url = f"{self.queue}/{endpoint.strip('/')}"
         r = await send(self.client, "POST", url, policy=self.policy, idempotent=False, retryable=_submit_retryable,
                        what=f"submit to {endpoint}", json=payload, headers=self.auth_headers())
@@ -258,7 +258,8 @@ class FalProvider(ProviderBase):
 
         if self._storage is None:
             self._storage = FalStorage(self.settings, self.client, self.policy, self.auth_headers)
-        return await self._storage.upload(path, content_type)
+        url: str = await self._storage.upload(path, content_type)
+        return url
 
     def outputs(self, shape: str, output: dict[str, Any]) -> list[OutputFile]:
         """The files of a result, read by the endpoint's declared shape (tolerant of the other shapes)."""

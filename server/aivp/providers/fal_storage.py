@@ -127,9 +127,13 @@ class FalStorage:
         parts = []
         for n, start in enumerate(range(0, size, part), start=1):
             length = min(part, size - start)
+
+            def chunks(s: int = start, ln: int = length) -> AsyncIterator[bytes]:
+                return _file_chunks(path, s, ln)
+
             pr = await send(self.client, "PUT", f"{access_url}/multipart/{upload_id}/{n}", policy=self.policy,
                             idempotent=True, retryable=_retryable, what=f"upload part {n} of {path.name}",
-                            content_factory=lambda s=start, ln=length: _file_chunks(path, s, ln),
+                            content_factory=chunks,
                             headers={**auth, "Content-Type": content_type, "Content-Length": str(length)})
             if not _ok(pr) or "etag" not in pr.headers:
                 raise ProviderHTTPError(f"fal CDN refused part {n} (HTTP {pr.status_code}).", status_code=pr.status_code)

@@ -39,7 +39,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based): exponential, jittered, capped."""
-        return min(self.cap_s, self.base_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+        return min(self.cap_s, self.base_s * 2.0 ** (attempt - 1) * random.uniform(0.5, 1.5))
 
 
 def retry_after(response: httpx.Response) -> float | None:

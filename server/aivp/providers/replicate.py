@@ -155,20 +155,17 @@ class ReplicateProvider(ProviderBase):
             return f"{self.base}/v1/models/{quote(owner)}/{quote(name)}/predictions", {}
         raise ProviderError(f"{endpoint!r} is not a Replicate model: use owner/name, owner/name:<version id> or a version id.")
 
-    def _sync_wait_s(self, endpoint: str) -> int | None:
-        """Seconds to hold the create open (`Prefer: wait`) for image models; None for the others."""
-        from ..catalog import find_route
-
-        found = find_route(endpoint, "replicate")
-        if found is None or found[1].output == "video":
+    def _sync_wait_s(self, shape: str | None) -> int | None:
+        """Seconds to hold the create open (`Prefer: wait`) for image models; None for video or unknown ones."""
+        if shape is None or shape == "video":
             return None
         return max(1, min(60, math.ceil(self.settings.poll_max_s)))
 
     # ---------------------------------------------------------------- predictions
 
-    async def submit(self, endpoint: str, payload: dict[str, Any]) -> Handle:
+    async def submit(self, endpoint: str, payload: dict[str, Any], *, shape: str | None = None) -> Handle:
         url, extra = self._create_url(endpoint)
-        wait = self._sync_wait_s(endpoint)
+        wait = self._sync_wait_s(shape)
         headers = self.auth_headers(**({"Prefer": f"wait={wait}"} if wait else {}))
         read = max(self.settings.read_timeout_s, (wait or 0) + 15.0)  # the answer may take the whole wait
         r = await send(self.client, "POST", url, policy=self.policy, idempotent=False, retryable=_create_retryable,
@@ -186,7 +183,7 @@ class ReplicateProvider(ProviderBase):
                                   f"carried no prediction id, so aivp cannot follow it. Look for it at {self.dashboard}.")
         handle = self.handle_for(endpoint, pid)
         urls = dict(handle.urls)
-        given = body.get("urls") if isinstance(body.get("urls"), dict) else {}
+        given: dict[str, Any] = body["urls"] if isinstance(body.get("urls"), dict) else {}
         for key in ("get", "cancel"):
             if self._trusted(given.get(key)):
                 urls[key] = given[key]
@@ -318,7 +315,8 @@ class ReplicateProvider(ProviderBase):
 
 def _keep(body: dict[str, Any]) -> dict[str, Any]:
     """The part of a final prediction worth storing in the handle (logs trimmed)."""
-    kept = {k: body.get(k) for k in ("id", "status", "output", "error", "metrics", "data_removed") if k in body}
+    kept: dict[str, Any] = {k: body.get(k) for k in ("id", "status", "output", "error", "metrics", "data_removed")
+                            if k in body}
     logs = body.get("logs")
     if isinstance(logs, str):
         kept["logs"] = logs[-KEEP_LOG_CHARS:]

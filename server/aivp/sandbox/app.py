@@ -10,7 +10,8 @@ the submission log.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
@@ -32,7 +33,7 @@ def fal_routes(state: SandboxState) -> list[BaseRoute]:
 FAL_ROUTE_NAMES = (*fal_queue.ROUTE_NAMES, *fal_storage.ROUTE_NAMES)
 
 # prefix -> (fault route names, routes factory)
-PROVIDERS: dict[str, tuple[tuple[str, ...], Callable[[SandboxState], list[BaseRoute]]]] = {
+PROVIDERS: dict[str, tuple[tuple[str, ...], Callable[[SandboxState], Sequence[BaseRoute]]]] = {
     "fal": (FAL_ROUTE_NAMES, fal_routes),
     "replicate": (replicate.ROUTE_NAMES, replicate.routes),
     "byteplus": (byteplus.ROUTE_NAMES, byteplus.routes),

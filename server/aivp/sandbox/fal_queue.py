@@ -148,7 +148,7 @@ def routes(state: SandboxState) -> list[Route]:
         query = dict(request.query_params)
         state.record_submission(Submission(endpoint, request_id, payload, headers, query, time.time()))
         jobs.start(state, job)
-        body = {"request_id": request_id, **urls, "status": "IN_QUEUE", "queue_position": job.queue_position,
+        body: dict[str, Any] = {"request_id": request_id, **urls, "status": "IN_QUEUE", "queue_position": job.queue_position,
                 "logs": None, "metrics": {}}
         return JSONResponse(body, headers={"x-fal-request-id": request_id})
 

@@ -284,8 +284,9 @@ def _duration(roles: dict[str, Any], payload: dict[str, Any]) -> float:
 
 
 def _prompt(roles: dict[str, Any], payload: dict[str, Any]) -> str:
-    if isinstance(roles.get("prompt"), str):
-        return roles["prompt"]
+    prompt = roles.get("prompt")
+    if isinstance(prompt, str):
+        return prompt
     shots = payload.get("multi_prompt")
     if isinstance(shots, list):
         return " | ".join(str(s.get("prompt", "")) for s in shots if isinstance(s, dict))

@@ -59,6 +59,8 @@ def parse_ratio(value: Any) -> float | None:
 
 def fit(ratio: float, long_side: int) -> tuple[int, int]:
     """Even width and height with that ratio whose longer side is `long_side`."""
+    w: float
+    h: float
     if ratio >= 1:
         w, h = long_side, long_side / ratio
     else:
@@ -93,7 +95,9 @@ def font(size: int, bold: bool = False) -> FreeTypeFont:
     try:  # DejaVu has the em dash and most scripts a prompt may use; Pillow's own font is the fallback
         return ImageFont.truetype("DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf", size)
     except OSError:
-        return ImageFont.load_default(size)
+        fallback = ImageFont.load_default(size)  # a FreeType font when a size is given (Pillow >= 10.1)
+        assert isinstance(fallback, ImageFont.FreeTypeFont)
+        return fallback
 
 
 def _fitting(text: str, size: int, width: int, bold: bool = False) -> FreeTypeFont:

@@ -135,11 +135,18 @@ class FileStore:
                 pos += n
                 await anyio.sleep(0)  # let other requests run between chunks
             return
-        async with await anyio.open_file(f.path, "rb") as fh:
-            await fh.seek(start)
-            while pos < stop:
-                chunk = await fh.read(min(CHUNK, stop - pos))
-                if not chunk:
-                    return
-                pos += len(chunk)
-                yield chunk
+        path = f.path
+        while pos < stop:
+            # The file is opened per chunk, not across the yield: a client that drops the connection leaves
+            # this generator unfinished, and an open file inside it would only be closed by the GC.
+            chunk = await anyio.to_thread.run_sync(_read_at, path, pos, min(CHUNK, stop - pos))
+            if not chunk:
+                return
+            pos += len(chunk)
+            yield chunk
+
+
+def _read_at(path: Path, pos: int, size: int) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(pos)
+        return fh.read(size)

@@ -33,9 +33,10 @@ def first_frame(data: bytes) -> Image | None:
     import av
 
     try:
-        with av.open(io.BytesIO(data)) as c:
+        with av.open(io.BytesIO(data), mode="r") as c:
             for frame in c.decode(video=0):
-                return frame.to_image()
+                image: Image = frame.to_image()
+                return image
     except (av.error.FFmpegError, IndexError, ValueError):
         return None
     return None

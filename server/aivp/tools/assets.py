@@ -8,6 +8,7 @@ hand edits, and every other tool sees it at once.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -253,7 +254,7 @@ def _sheet_asset(state: Studio, name: str, kind: str | None, description: str | 
     return Asset(kind, name.strip(), slug, f"{KINDS[kind][0]}/{slug}.md", description.strip()), True
 
 
-def _sheet_items(state: Studio, asset: Asset, look: Variation, views: list[str] | None, turnaround: bool,
+def _sheet_items(state: Studio, asset: Asset, look: Variation, views: Sequence[str] | None, turnaround: bool,
                  model: str | None, fresh: bool) -> list[list[Item]]:
     """Stages of items: the front (or plate) first, then the views made from it."""
     root = state.project.root

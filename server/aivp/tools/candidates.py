@@ -120,8 +120,8 @@ async def _answer(state: Studio, number: int, *, notes: list[str], jobs: list[It
     elif failed:
         nxt = f"{failed[0].label}: {failed[0].error}"
     elif action == "select":
-        shown = ", ".join(f"image='{f}'" if k == "first" else f"end_image='{f}'" for k, f in frames.items())
-        nxt = f"The keyframe is in image/frames/; generate_video({shown}, ...) animates it."
+        args = ", ".join(f"image='{f}'" if k == "first" else f"end_image='{f}'" for k, f in frames.items())
+        nxt = f"The keyframe is in image/frames/; generate_video({args}, ...) animates it."
     elif candidates:
         nxt = (f"Compare them (the preview shows them), then manage_candidates(shot={number}, action='select', "
                f"candidate='{example}'). generate_candidates adds more; manage_candidates(action='upload') adds your own.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
@@ -16,7 +16,7 @@ from .common import boundary, state_of
 
 TaskName = Literal["t2i", "i2i", "edit", "inpaint", "upscale", "t2v", "i2v", "first-last-frame",
                    "reference-to-video", "v2v", "multi-shot"]
-assert set(TaskName.__args__) == set(TASKS)  # type: ignore[attr-defined]
+assert set(get_args(TaskName)) == set(TASKS)
 
 
 class ModelSearch(BaseModel):
@@ -56,7 +56,7 @@ def register(mcp: MCPServer[Any]) -> None:
         valid values, which generation tools accept through `options`."""
         from ..catalog.search import detail, search
 
-        available = set(state_of(ctx).runner_or_none.providers) if state_of(ctx).runner_or_none else {"fal"}
+        available = state_of(ctx).providers or {"fal"}
         found = search(task=task, query=query, capabilities=capabilities, max_price_usd=max_price_usd,
                        min_consistency=min_consistency, tier=tier, prefer=prefer, limit=limit, available=available)
         return ModelSearch(models=found, detail=detail(model, available) if model else None)

@@ -79,7 +79,7 @@ def boundary(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 def _settings_from(kwargs: dict[str, Any]) -> Settings | None:
     ctx = kwargs.get("ctx")
     try:
-        return state_of(ctx).settings if ctx is not None else None  # type: ignore[arg-type]
+        return state_of(ctx).settings if ctx is not None else None
     except Exception:
         return None
 
