@@ -81,7 +81,7 @@ async def download(client: httpx.AsyncClient, url: str, dest: Path, *, policy: R
                         "provider. Call queue_status with the job id to try the download again."
                     ) from None
                 log.info("download of %s broke at %d bytes (%s); resuming", host_of(url), written, exc)
-                await anyio.sleep(policy.backoff(attempt))
+                await policy.sleep(policy.backoff(attempt))
         return Downloaded(dest, written, digest.hexdigest(), content_type.split(";")[0].strip() if content_type else None)
     except BaseException:
         dest.unlink(missing_ok=True)
