@@ -65,7 +65,7 @@ def install_hooks() -> tuple[dict[str, Tally], dict[str, tuple[float, float]]]:
     when each step holds one of the run's slots (execute() takes the slot just around that call)."""
     if HOOKS:
         return HOOKS["tallies"], HOOKS["slots"]
-    from aivp import outputs
+    from aivp.jobs import outputs
     from aivp.ledger import Ledger
     from aivp.pipeline import run as pipeline_run
     from aivp.project import Project

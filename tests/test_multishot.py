@@ -25,6 +25,7 @@ def cast(project: Path) -> Path:
     return project
 
 
+@pytest.mark.slow
 async def test_dialogue_scene_split_into_shots(client: Client, cast: Path, sandbox: Any) -> None:
     from aivp.media import probe_video
 

@@ -51,6 +51,7 @@ async def test_plan_spends_nothing_and_lists_every_step(client: Client, story: P
     assert sandbox.stats()["requests"] == 0 and not (story / "image").exists() and not (story / "video").exists()
 
 
+@pytest.mark.slow
 async def test_run_makes_every_file_then_a_second_run_submits_nothing(client: Client, story: Path, sandbox: Any) -> None:
     seen: list[str] = []
 
@@ -80,6 +81,7 @@ async def test_run_makes_every_file_then_a_second_run_submits_nothing(client: Cl
     assert [s["status"] for s in status["shots"]] == ["done"] * 6
 
 
+@pytest.mark.slow
 async def test_killed_midway_restart_completes_without_paying_twice(story: Path, sandbox: Any) -> None:
     sandbox.configure(image_s=0.6, video_s=1.5)
     settings = make_settings(story, sandbox)
@@ -103,6 +105,7 @@ async def test_killed_midway_restart_completes_without_paying_twice(story: Path,
     assert sandbox.submission_count() == 22  # 6 + 2 + 8 + 6 clips (no multi-shot in this run)
 
 
+@pytest.mark.slow
 async def test_one_refused_shot_fails_with_its_reason_and_the_rest_finish(client: Client, story: Path, sandbox: Any) -> None:
     shot = story / "storyboard/storyboard-final/shots/shot-04.md"
     text = shot.read_text(encoding="utf-8")
@@ -184,6 +187,7 @@ async def test_a_run_over_the_aivp_toml_budget_is_refused_whole(client: Client, 
     assert status["budget_usd"] == 2
 
 
+@pytest.mark.slow
 async def test_redo_of_a_dialogue_scene_replaces_its_shot_clips(client: Client, story: Path, sandbox: Any) -> None:
     first = await ok(client, "run_storyboard", {"mode": "run", "multi_shot": True, "wait_s": 60})
     assert first["status"] == "done"

@@ -85,6 +85,7 @@ def _read(proc: subprocess.Popen[str], want_id: int, deadline: float) -> dict[st
     raise AssertionError("no answer in time")
 
 
+@pytest.mark.slow
 async def test_killed_mid_job_restart_finishes_with_one_submit(project: Path, sandbox: Any, tmp_path: Path) -> None:
     stderr = (tmp_path / "stderr-1.txt").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "aivp", "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -170,6 +171,7 @@ async def test_key_never_in_ledger_records_results_or_logs(project: Path, sandbo
             assert rec.route in ("submit", "status", "stream", "result", "cancel", "token", "initiate"), rec.route
 
 
+@pytest.mark.slow
 async def test_storyboard_cli_killed_midway_reruns_to_the_end_paying_once(project: Path, sandbox: Any,
                                                                           tmp_path: Path) -> None:
     import shutil
@@ -213,6 +215,7 @@ async def test_storyboard_cli_killed_midway_reruns_to_the_end_paying_once(projec
     assert KEY_SECRET not in second.stdout + second.stderr + (tmp_path / "run-1.txt").read_text()
 
 
+@pytest.mark.slow
 async def test_two_servers_on_one_project_never_take_each_others_live_jobs(project: Path, sandbox: Any) -> None:
     from PIL import Image
 

@@ -1,0 +1,39 @@
+"""Structural rules that keep aivp easy to change (ARCHITECTURE.md): checked on the source, nothing imported."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import aivp
+
+PACKAGE = Path(aivp.__file__).resolve().parent
+WRITERS = {"jobs/runner.py", "jobs/drive.py", "ledger.py"}
+STATE_CALLS = re.compile(r"\bledger\.(insert|update|claim|heartbeat|release)\(")
+
+
+def sources() -> dict[str, str]:
+    return {p.relative_to(PACKAGE).as_posix(): p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py")}
+
+
+def test_only_the_runner_writes_job_state() -> None:
+    offenders = {name: STATE_CALLS.findall(text) for name, text in sources().items()
+                 if name not in WRITERS and STATE_CALLS.search(text)}
+    assert offenders == {}
+
+
+def test_the_check_sees_a_state_write() -> None:
+    assert STATE_CALLS.search("        self.ledger.update(job_id, state='completed')")
+    assert not STATE_CALLS.search("ledger.spend()")
+
+
+def test_no_module_passes_400_lines() -> None:
+    long = {name: text.count("\n") for name, text in sources().items() if text.count("\n") > 400}
+    assert long == {}
+
+
+def test_nothing_below_the_app_imports_the_tools() -> None:
+    importers = {name for name, text in sources().items()
+                 if re.search(r"^\s*from (\.\.?tools|aivp\.tools)\b|^\s*import aivp\.tools", text, re.M)
+                 and not name.startswith("tools/") and name != "app.py"}
+    assert importers == set()
