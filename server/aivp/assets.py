@@ -11,17 +11,16 @@ copies and hand edits.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .errors import InvalidParameterError
+from . import layout
+from .errors import InputError, InvalidParameterError
 from .project import Project, slug as make_slug
 
 VIEWS = ("front", "side", "back", "turnaround")
-KINDS = {"character": ("script/characters", "image/characters", "Character", "Prompt Anchor Phrase"),
-         "location": ("script/scenes", "image/locations", "Scene", "Scene Prompt")}
+KINDS = {"character": (layout.SCRIPT_CHARACTERS, layout.CHARACTERS, "Character", "Prompt Anchor Phrase"),
+         "location": (layout.SCRIPT_SCENES, layout.LOCATIONS, "Scene", "Scene Prompt")}
 VARIATIONS_HEADER = ("Variation", "Description", "Default")
 
 
@@ -58,20 +57,18 @@ class Asset:
     def image(self, variation: Variation | None = None, view: str = "front") -> str:
         """Where an image of this asset goes (whether or not it exists yet)."""
         v = variation or self.default
-        folder = KINDS[self.kind][1]
         # images belong to the variation's name; "default" is the base look (the flag only picks one)
-        stem = self.slug if v.name.lower() == "default" else f"{self.slug}-{make_slug(v.name)}"
-        return f"{folder}/{stem}.png" if self.kind == "location" else f"{folder}/{stem}-{view}.png"
+        return layout.asset_image(self.kind, self.slug, v.name, view)
 
-    def images(self, root: Path, variation: Variation | None = None) -> list[str]:
+    def images(self, project: Project, variation: Variation | None = None) -> list[str]:
         """Existing images of a variation, primary first (front, then side, back, turnaround)."""
         if self.kind == "location":
             path = self.image(variation)
-            return [path] if (root / path).is_file() else []
-        return [p for p in (self.image(variation, view) for view in VIEWS) if (root / p).is_file()]
+            return [path] if project.exists(path) else []
+        return [p for p in (self.image(variation, view) for view in VIEWS) if project.exists(p)]
 
-    def primary(self, root: Path, variation: Variation | None = None) -> str | None:
-        found = self.images(root, variation)
+    def primary(self, project: Project, variation: Variation | None = None) -> str | None:
+        found = self.images(project, variation)
         return found[0] if found else None
 
     def text(self, variation: Variation | None = None) -> str:
@@ -94,7 +91,10 @@ def load_assets(project: Project) -> dict[str, Asset]:
         found.append(Asset("location", sc.name, sc.slug, sc.file, sc.prompt))
     index: dict[str, Asset] = {}
     for a in found:
-        doc = parse((project.root / a.file).read_bytes())
+        try:
+            doc = parse(project.read_bytes(a.file))
+        except InputError:  # a link out of the project: the reader already left it out
+            continue
         section = doc.root.child(r"variation")
         if section is not None:
             for table in tables(section.lines):
@@ -130,10 +130,7 @@ def save_asset(project: Project, kind: str, name: str, *, description: str | Non
         text = _set_quote(text, section_title, description)
     if variation is not None:
         text = _set_variation(text, variation, variation_description or "", make_default)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    project.write_text(path, text)
     assets = load_assets(project)
     return assets.get(path.stem.lower()) or next(a for a in unique(assets) if a.file == project.rel(path))
 

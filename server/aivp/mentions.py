@@ -73,7 +73,7 @@ def expand(project: Project, prompt: str | None, extra: list[str] | None = None,
     ordered = [c for c in cast if c[0].kind == "character"] + [c for c in cast if c[0].kind == "location"]
     refs, kinds, lines, notes = [], [], [], []
     for asset, variation in ordered:
-        primary = asset.primary(project.root, variation)
+        primary = asset.primary(project, variation)
         label = asset.text(variation)
         if primary:
             refs.append(primary)

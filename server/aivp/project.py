@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layout
-from .errors import InputFileError, PathOutsideProject
+from .errors import InputError, InputFileError, PathOutsideProject
 from .layout import GENERATED, LOG_DIR, PLAN, STATE_DIR, slug
 
 __all__ = ["GENERATED", "LOG_DIR", "PLAN", "PLAN_HEADER", "Project", "STATE_DIR", "set_plan_row", "slug"]
@@ -42,13 +42,29 @@ class Project:
                 f"{text!r} is a URL, not a project path. Only http(s) URLs and data: URIs are accepted as "
                 "remote inputs; for a local file pass its path inside the project, e.g. image/frames/shot-01-ff.png."
             )
+        if "\\" in text:
+            raise PathOutsideProject(
+                f"{text!r} uses backslashes; project paths use forward slashes and stay inside the project, "
+                "e.g. image/frames/shot-01-ff.png.")
+        check_name_lengths(text)
         path = Path(text).expanduser()
         candidate = path if path.is_absolute() else self.root / path
-        resolved = candidate.resolve()  # follows symlinks: a link pointing outside is caught below
+        try:
+            resolved = candidate.resolve()  # follows symlinks: a link pointing outside is caught below
+        except (OSError, RuntimeError) as exc:  # a symlink loop, or a name the filesystem refuses
+            raise PathOutsideProject(f"{text!r} cannot be resolved ({exc.__class__.__name__}: {exc}); "
+                                     "pass a plain path inside the project.") from None
         for root in roots:
             if resolved == root or resolved.is_relative_to(root):
                 break
         else:
+            lexical = Path(os.path.normpath(candidate))
+            if any(lexical == r or lexical.is_relative_to(r) for r in roots):
+                link = _escaping_link(lexical, roots)
+                raise PathOutsideProject(
+                    f"{text!r} goes through {link!r}, a symbolic link that points outside the project "
+                    f"(to {resolved.parent}); aivp does not follow links out of the project. Replace the link with "
+                    "a real folder or file inside the project.")
             allowed = ", ".join(str(r) for r in roots)
             raise PathOutsideProject(
                 f"{text!r} is outside the project ({allowed}); aivp only {purpose} files inside it. "
@@ -62,6 +78,34 @@ class Project:
             raise PathOutsideProject(f"{text!r} is a hidden file or inside a hidden folder; aivp does not touch those "
                                      "(they hold keys and settings). Use a visible path.")
         return resolved
+
+    def exists(self, rel: str | Path) -> bool:
+        """A regular file at a project path, reached without leaving the project (a link out counts as absent)."""
+        try:
+            return self.output_path(rel).is_file()
+        except InputError:
+            return False
+
+    def read_bytes(self, rel: str | Path) -> bytes:
+        """A project file's bytes, through the containment check (the project root only, not extra roots)."""
+        path = self.output_path(rel)
+        if not path.is_file():
+            raise InputFileError(f"{self.rel(path)} does not exist in the project.")
+        return path.read_bytes()
+
+    def files(self, folder: str | Path, pattern: str = "*") -> list[Path]:
+        """Regular files in a project folder matching `pattern`, each inside the project (links out skipped)."""
+        base = self.output_path(folder)
+        if not base.is_dir():
+            return []
+        found = []
+        for p in sorted(base.glob(pattern)):
+            try:
+                if p.is_file() and self.output_path(p) == p.resolve():
+                    found.append(p)
+            except InputError:
+                continue  # a link out of the project, or a hidden file: not ours to read
+        return found
 
     def input_path(self, raw: str | Path) -> Path:
         """A file aivp may read: inside the project or an extra root, existing, a regular file."""
@@ -244,3 +288,41 @@ def set_plan_row(text: str, kind: str, file: str, *, type_: str, model: str, mod
     else:
         lines.insert(end, f"| {max(numbers, default=0) + 1} | {type_} | {shown_file} | `{model}` | {mode} | {status} |")
     return newline.join(lines) + newline
+
+
+MAX_NAME_BYTES = 255  # one file or folder name (ext4, APFS, NTFS)
+MAX_PATH_BYTES = 4000  # a whole path, under Linux's PATH_MAX of 4096 with room for the project root
+
+
+def check_name_lengths(text: str) -> None:
+    """Refuse names the filesystem would refuse later (after a paid job), with the limit in the message."""
+    for part in text.replace("\\", "/").split("/"):
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > MAX_NAME_BYTES:
+            raise InputFileError(f"The name {part[:40]!r}... is {size} bytes long; a file or folder name may be at most "
+                                 f"{MAX_NAME_BYTES} bytes. Use a shorter name.")
+    if len(text.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        raise InputFileError(f"The path is {len(text)} characters long; keep it under {MAX_PATH_BYTES} bytes.")
+
+
+def contained(root: Path, path: Path) -> bool:
+    """Whether `path` (followed through links) is inside `root` and not hidden: for readers that walk folders."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        return False
+    base = root.resolve()
+    if not resolved.is_relative_to(base):
+        return False
+    return not any(part.startswith(".") for part in resolved.relative_to(base).parts)
+
+
+def _escaping_link(path: Path, roots: tuple[Path, ...]) -> str:
+    """The first component of `path` that is a symbolic link, for messages."""
+    root = next(r for r in roots if path == r or path.is_relative_to(r))
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            return current.relative_to(root).as_posix()
+    return path.relative_to(root).as_posix()

@@ -24,6 +24,7 @@ from typing import Any
 
 from .catalog.schema import TASKS
 from .errors import ConfigError
+from .project import contained
 
 FILE = "aivp.toml"
 TIERS = ("fast", "standard", "premium")
@@ -52,6 +53,9 @@ def load_config(root: Path) -> ProjectConfig:
     cached = _cache.get(path)
     if cached and cached[0] == mtime:
         return cached[1]
+    if not contained(root, path):
+        raise ConfigError(f"{FILE} is a symbolic link that points outside the project; aivp does not read it. "
+                          "Replace the link with the file itself.")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

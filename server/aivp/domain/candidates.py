@@ -81,8 +81,7 @@ def _folder(number: int) -> str:
 
 def taken(studio: Studio, number: int, prefix: str, tag: str) -> int:
     """The highest k used by a file, or by a job still making one, for `<prefix>-<tag><k>.png`."""
-    folder = studio.project.output_path(_folder(number))
-    names = [p.name for p in folder.glob("*.png")] if folder.is_dir() else []
+    names = [p.name for p in studio.project.files(_folder(number), "*.png")]
     for row in studio.ledger.unfinished():
         names += [t.rsplit("/", 1)[-1] for t in row.spec.targets or () if t.startswith(_folder(number) + "/")]
     used = [int(m[3]) for n in names if (m := NAMED.match(n)) and m[1] == prefix and m[2] == tag]
@@ -102,7 +101,7 @@ def named(project: Project, number: int, candidate: str | None) -> Path:
         raise InvalidParameterError(f"{raw!r} is not a candidate of shot {number} (those are in {_folder(number)}/).")
     path = project.output_path(f"{_folder(number)}/{name}")
     if not NAMED.match(name) or not path.is_file():
-        have = ", ".join(sorted(p.name for p in folder.glob("*.png") if NAMED.match(p.name))) if folder.is_dir() else ""
+        have = ", ".join(p.name for p in project.files(_folder(number), "*.png") if NAMED.match(p.name))
         raise InvalidParameterError(f"Shot {number} has no candidate {name!r}; it has {have or 'none yet'}.")
     return path
 
@@ -167,7 +166,7 @@ def from_storyboard(studio: Studio, shot: ShotRef, frame: str) -> tuple[str, lis
     if spec is None:
         raise InvalidParameterError(f"Shot {s.id} has no {frame} frame in the storyboard; pass prompt to make one "
                                     "anyway.")
-    refs, why = frame_refs(sb, s, frame, lambda rel: (studio.project.root / rel).is_file())
+    refs, why = frame_refs(sb, s, frame, studio.project.exists)
     ratio = spec.ratio or next((m.aspect_ratio for m in s.motion.values() if m.aspect_ratio), None)
     return frame_prompt(sb, s, frame), refs, ratio, why
 
@@ -240,8 +239,7 @@ def select(studio: Studio, number: int, path: Path) -> list[str]:
 
 
 def _is_candidate(project: Project, number: int, data: bytes) -> bool:
-    folder = project.output_path(_folder(number))
-    return folder.is_dir() and any(p.read_bytes() == data for p in folder.glob("*.png") if NAMED.match(p.name))
+    return any(p.read_bytes() == data for p in project.files(_folder(number), "*.png") if NAMED.match(p.name))
 
 
 def delete(studio: Studio, number: int, path: Path) -> list[str]:
@@ -278,10 +276,9 @@ def upload(studio: Studio, number: int, frame: str, file: str | None) -> list[st
 def listing(studio: Studio, number: int) -> tuple[list[Candidate], dict[str, str]]:
     """The candidates of a shot (first frame before last; generated, uploaded, previous) and its keyframes."""
     project = studio.project
-    folder = project.output_path(_folder(number))
     chosen = selection(project, number)
     found = []
-    for p in folder.glob("*.png") if folder.is_dir() else []:
+    for p in project.files(_folder(number), "*.png"):
         if m := NAMED.match(p.name):
             found.append((m[1] != "ff", "cpu".index(m[2]), int(m[3]), p, m))
     out = []
@@ -290,5 +287,5 @@ def listing(studio: Studio, number: int) -> tuple[list[Candidate], dict[str, str
         cost = record.get("cost_usd")
         out.append(Candidate(file=rel, frame=KIND_OF[m[1]], source=SOURCE[m[2]], selected=chosen.get(KIND_OF[m[1]]) == rel,
                              model=record.get("model"), cost_usd=cost if isinstance(cost, int | float) else None))
-    frames = {f: layout.frame_path(number, f) for f in FRAMES if (project.root / layout.frame_path(number, f)).is_file()}
+    frames = {f: layout.frame_path(number, f) for f in FRAMES if project.exists(layout.frame_path(number, f))}
     return out, frames

@@ -122,13 +122,12 @@ def _from_assets(state: Studio, texts: list[str | None], references: list[str], 
     are elements the caller gave."""
     from ..mentions import MENTION, mentioned
 
-    root = state.project.root
     elements: list[ElementIn] = []
     images: dict[str, int] = {}
     cast: list[str] = []
     texts = [MENTION.sub(lambda m: "" if m.group(1).lower() in skip else m.group(0), t or "") for t in texts]
     for name, asset, variation in mentioned(state.project, texts, variations):
-        files = asset.images(root, variation)
+        files = asset.images(state.project, variation)
         if not files:
             raise InvalidParameterError(
                 f"@{name} has no {'sheet' if asset.kind == 'character' else 'plate'} for '{variation.name}' yet "

@@ -63,13 +63,13 @@ def local_input(state: Studio, raw: str, *, expect: Expect, what: str,
     using the saved file means it is uploaded (re-hosted) to whichever provider runs this call.
     `planned` are files a plan will make but that do not exist yet: an estimate treats them as inputs to be.
     """
-    if raw in planned and not (state.project.root / raw).is_file():
+    if raw in planned and not state.project.exists(raw):
         return InputRef(raw=raw, kind="url", rel=raw, url=f"planned:{raw}")
     limit = state.settings.max_upload_bytes
     ref = resolve_input(state.project, raw, expect=expect, max_bytes=limit, what=what)
     if ref.kind == "url" and ref.url:
         rel = state.ledger.local_copy(ref.url)
-        if rel and (state.project.root / rel).is_file():
+        if rel and state.project.exists(rel):
             local = resolve_input(state.project, rel, expect=expect, max_bytes=limit, what=what)
             local.extra["from_url"] = ref.url
             return local

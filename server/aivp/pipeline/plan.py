@@ -88,7 +88,7 @@ class Planner:
         self.shots = [s for s in sb.shots if opts.shots is None or s.number in opts.shots]
 
     def exists(self, rel: str) -> bool:
-        return (self.project.root / rel).is_file()
+        return self.project.exists(rel)
 
     def available(self, rel: str) -> bool:
         """There now, or made by an earlier step of this plan."""

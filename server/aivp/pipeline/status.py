@@ -108,7 +108,7 @@ def default_steps(state: Studio, sb: Any) -> list[Step]:
 def file_status(by_target: dict[str, Step], state: Studio, rel: str, in_flight: set[str]) -> str:
     """done, running, the step's status, or missing, for one file of the storyboard."""
     step = by_target.get(rel)
-    if (state.project.root / rel).is_file() and (step is None or step.status in ("exists", "pending")):
+    if state.project.exists(rel) and (step is None or step.status in ("exists", "pending")):
         return "done"
     if rel in in_flight and (step is None or step.status == "pending"):
         return "running"  # a job from an earlier run, still going (or resumed after a restart)

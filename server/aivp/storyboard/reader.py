@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .. import layout
 from ..errors import InputFileError
+from ..project import contained
 from .context import Ctx
 from .frameplan import project_name, read_frame_plan
 from .markdown import Document, Section, blockquote, clean, heading_key, items, paragraph, parse
@@ -18,6 +19,8 @@ FINAL = layout.STORYBOARD
 PLAN = layout.FRAME_PLAN
 SHOTS = layout.SHOTS
 SKIP = re.compile(r"^(readme|index|_.*|\..*)\.md$", re.IGNORECASE)
+OUTSIDE = ("is a symbolic link that points outside the project (or into a hidden folder); aivp does not read "
+           "it. Replace the link with the file itself")
 
 
 def load_storyboard(root: Path) -> Storyboard:
@@ -55,23 +58,32 @@ def load_storyboard(root: Path) -> Storyboard:
 def load_cast(root: Path) -> Ctx:
     """The characters (script/characters/) and scenes (script/scenes/) of a project, with their problems."""
     ctx = Ctx("", [], {}, {})
-    for path in _markdown_files(root / layout.SCRIPT_CHARACTERS):
+    for path in _markdown_files(root, root / layout.SCRIPT_CHARACTERS, ctx):
         character = _character(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
         if (clash := ctx.characters.get(character.name.lower())) is not None:
             ctx.at(character.file).problem(1, f"a second sheet for {character.name} (the first is {clash.file}); "
                                               "keep one file per character")
             continue
         ctx.characters[character.name.lower()] = character
-    for path in _markdown_files(root / layout.SCRIPT_SCENES):
+    for path in _markdown_files(root, root / layout.SCRIPT_SCENES, ctx):
         scene = _scene(_read(root, path, ctx), ctx.at(_rel(root, path)), path.stem)
         ctx.scenes[scene.slug] = scene
     return ctx
 
 
-def _markdown_files(folder: Path) -> list[Path]:
+def _markdown_files(root: Path, folder: Path, ctx: Ctx) -> list[Path]:
+    """The Markdown files of a folder that are inside the project; a link out of it is reported, not read."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob("*.md") if p.is_file() and not SKIP.match(p.name))
+    found = []
+    for p in sorted(folder.glob("*.md")):
+        if SKIP.match(p.name) or not p.is_file():
+            continue
+        if not contained(root, p):
+            ctx.at(_rel(root, p)).problem(None, OUTSIDE)
+            continue
+        found.append(p)
+    return found
 
 
 def _rel(root: Path, path: Path) -> str:
@@ -80,6 +92,9 @@ def _rel(root: Path, path: Path) -> str:
 
 def _read(root: Path, path: Path, ctx: Ctx) -> Document:
     file_ctx = ctx.at(_rel(root, path))
+    if not contained(root, path):
+        file_ctx.problem(None, OUTSIDE)
+        return parse(b"")
     try:
         data = path.read_bytes()
     except OSError as e:  # unreadable (permissions, a broken link): reported, read as empty
@@ -95,7 +110,7 @@ def _read(root: Path, path: Path, ctx: Ctx) -> Document:
 
 
 def _shots(root: Path, ctx: Ctx) -> list[Shot]:
-    files = _markdown_files(root / SHOTS)
+    files = _markdown_files(root, root / SHOTS, ctx)
     if not files:
         ctx.at(SHOTS).problem(None, f"no shot files: expected {SHOTS}/shot-01.md, shot-02.md, ...")
         return []

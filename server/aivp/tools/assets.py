@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -70,18 +69,18 @@ class SheetResult(BaseModel):
     next_step: str
 
 
-def card(root: Path, asset: Asset) -> AssetCard:
+def card(project: Project, asset: Asset) -> AssetCard:
     variations = list(asset.variations)
     if not any(v.default for v in variations):
         variations.insert(0, Variation("default", "", True))
     cards = []
     for v in variations:
         if asset.kind == "character":
-            images = {view: p for view in VIEWS if (root / (p := asset.image(v, view))).is_file()}
+            images = {view: p for view in VIEWS if project.exists(p := asset.image(v, view))}
             missing = [view for view in SHEET_VIEWS if view not in images]
         else:
             plate = asset.image(v)
-            images = {"plate": plate} if (root / plate).is_file() else {}
+            images = {"plate": plate} if project.exists(plate) else {}
             missing = [] if images else ["plate"]
         cards.append(VariationCard(name=v.name, description=v.description, default=v.default, images=images,
                                    missing=missing))
@@ -143,7 +142,7 @@ def register(mcp: MCPServer[Any]) -> None:
             notes.append("No description yet: prompts get only the name. Add one with register_asset(description=...).")
         placed = {view: project.write_bytes(asset.image(asset.variation(variation) if variation else asset.default, view),
                                    data[view]) for view in data}
-        result = Registered(asset=card(project.root, asset), placed=placed, notes=notes)
+        result = Registered(asset=card(project, asset), placed=placed, notes=notes)
         verb = "Registered" if existing is None else "Updated"
         text = f"{verb} {kind} {asset.name} ({asset.file}); mention it as @{asset.slug}."
         if placed:
@@ -183,7 +182,7 @@ def register(mcp: MCPServer[Any]) -> None:
             results = [result_of(state, i) for s in items for i in s]
             est = sum(r.estimate_usd or 0 for r in results)
             nxt = "Nothing was sent or charged. Call again without dry_run to make it."
-            out = SheetResult(asset=card(state.project.root, asset), views=results, done=True, estimate_usd=round(est, 4),
+            out = SheetResult(asset=card(state.project, asset), views=results, done=True, estimate_usd=round(est, 4),
                               next_step=nxt)
             text = f"Dry run: {asset.name} sheet, {len(results)} view(s), about ${est:.3f}. {nxt}"
             return CallToolResult(content=[TextContent(text=text)], structured_content=out.model_dump(mode="json"))
@@ -205,7 +204,7 @@ def register(mcp: MCPServer[Any]) -> None:
             nxt = f"{failed[0].label} failed: {failed[0].error}. Fix it and call again; finished views are kept."
         else:
             nxt = f"Done. Prompts that say @{asset.slug}{'' if look.default else ':' + look.name} now attach these images."
-        out = SheetResult(asset=card(state.project.root, asset), views=results, done=not going,
+        out = SheetResult(asset=card(state.project, asset), views=results, done=not going,
                           estimate_usd=round(sum(r.estimate_usd or 0 for r in results if r.job_id), 4), next_step=nxt)
         summary = ", ".join(f"{r.label} {r.status}" for r in results)
         text = f"{asset.name} ({look.name}) sheet: {summary}. {note}{nxt}"
@@ -221,7 +220,7 @@ def register(mcp: MCPServer[Any]) -> None:
         sheet views or plates exist, and the @mention to use in prompts."""
         project = state_of(ctx).project
         found = sorted((a for a in unique(load_assets(project)) if kind in (None, a.kind)), key=lambda a: (a.kind, a.name))
-        out = AssetList(assets=[card(project.root, a) for a in found])
+        out = AssetList(assets=[card(project, a) for a in found])
         if not found:
             text = "No assets yet. Add one with register_asset, or make_asset_sheet(name, description=...)."
         else:
@@ -257,7 +256,7 @@ def _sheet_asset(state: Studio, name: str, kind: str | None, description: str | 
 def _sheet_items(state: Studio, asset: Asset, look: Variation, views: Sequence[str] | None, turnaround: bool,
                  model: str | None, fresh: bool) -> list[list[Item]]:
     """Stages of items: the front (or plate) first, then the views made from it."""
-    root = state.project.root
+    project = state.project
     if asset.kind == "location":
         wanted = list(dict.fromkeys(views or ["plate"]))
         if wanted != ["plate"]:
@@ -268,14 +267,14 @@ def _sheet_items(state: Studio, asset: Asset, look: Variation, views: Sequence[s
             raise InvalidParameterError("plate is a location's view; a character has front, side, back, turnaround.")
     first = "plate" if asset.kind == "location" else "front"
     target = {v: asset.image(look, v) for v in [*wanted, first]}
-    todo = [v for v in wanted if fresh or not (root / target[v]).is_file()]
-    if todo and first not in todo and not (root / target[first]).is_file():
+    todo = [v for v in wanted if fresh or not project.exists(target[v])]
+    if todo and first not in todo and not project.exists(target[first]):
         todo.insert(0, first)  # the other views are made from it
         wanted.insert(0, first)
     # the views still to make are inputs to be for the views made from them (a dry run prices those too)
     planned = frozenset(target[v] for v in todo)
     base = asset.default if not look.default else None
-    base_ref = asset.image(base, first) if base is not None and (root / asset.image(base, first)).is_file() else None
+    base_ref = asset.image(base, first) if base is not None and project.exists(asset.image(base, first)) else None
     stages: list[list[Item]] = [[], []]
     for view in wanted:
         stage = stages[0] if view == first else stages[1]
