@@ -28,6 +28,7 @@ from ..errors import (
     OutputLost,
     ProviderAuthError,
     ProviderError,
+    ProviderHTTPError,
     SubmitUncertain,
 )
 from ..inputs import InputRef, iter_inputs, map_inputs
@@ -175,10 +176,17 @@ class JobDriver:
                         raise JobCanceled(f"Request {handle.request_id} was cancelled at {row.provider}.")
                     self._live.publish(row)
                 return True
-            except ProviderAuthError as exc:
-                self.ledger.update(row.id, error=f"Stopped following: {exc}", error_code=exc.code)
-                return False
             except ProviderError as exc:
+                if isinstance(exc, ProviderHTTPError):
+                    if _refused_for_good(exc, adopted=row.spec.mode == "EXTERNAL"):
+                        raise JobFailed(
+                            f"{row.provider} refused to say how request {handle.request_id} of {row.endpoint} is "
+                            f"doing (HTTP {exc.status_code}: {exc}). It cannot be followed: check the model and the "
+                            f"request id on {row.provider}'s dashboard ({provider.dashboard}).",
+                            error_type="follow_refused") from None
+                    if isinstance(exc, ProviderAuthError):
+                        self.ledger.update(row.id, error=f"Stopped following: {exc}", error_code=exc.code)
+                        return False
                 failures += 1
                 self.ledger.update(row.id, error=f"Lost contact with {row.provider} ({exc}); retrying.",
                                    error_code=exc.code)
@@ -247,6 +255,16 @@ class JobDriver:
 def dashboard(provider: Provider | None) -> str:
     """Where a person can look for a job at its provider."""
     return provider.dashboard if provider is not None else spec_for("fal").dashboard
+
+
+def _refused_for_good(exc: ProviderHTTPError, *, adopted: bool) -> bool:
+    """A 4xx answer while following a job that no retry will change: the request is not (or no longer) ours
+    to read. A wrong key (401), throttling and conflicts are not final; a 403 is final only for a request
+    made outside aivp (for our own jobs it means the key or the account, which someone can fix)."""
+    status = exc.status_code
+    if not 400 <= status < 500 or status in (401, 408, 409, 429):
+        return False
+    return adopted or status != 403
 
 
 def _failed_cost(exc: JobFailed) -> float | None:

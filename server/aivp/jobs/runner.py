@@ -129,6 +129,7 @@ class JobRunner(JobDriver):
             check_budget(self.ledger.spend(), req.estimate.usd, budget)
 
         b = req.built
+        self.providers[req.provider].check_endpoint(b.route.endpoint)
         row, created = self.ledger.insert(
             idem_key=req.idem_key(), tool=req.tool, model_id=b.model.id, provider=req.provider,
             endpoint=b.route.endpoint, task=b.endpoint.task, request=record_payload(b.payload), spec=req.spec(),
@@ -144,6 +145,7 @@ class JobRunner(JobDriver):
     def adopt(self, provider: str, endpoint: str, request_id: str, *, model_id: str, task: str, kind: str,
               shape: str) -> Started:
         """Follow a request submitted outside aivp (by id) and download its result like any job."""
+        request_id = self.providers[provider].check_request_id(request_id)  # before it is stored or put in a URL
         existing = self.ledger.find_request(provider, request_id)
         if existing is not None:
             if existing.active:

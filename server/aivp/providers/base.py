@@ -13,6 +13,7 @@ facts (key variables, base URLs, dashboard) come from the provider's `ProviderSp
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 
 from ..errors import ProviderAuthError, ProviderHTTPError
+from .ids import check_request_id, endpoint_segments
 from ..registry import ProviderSpec, spec_for
 from .http import RetryPolicy, retry_after
 
@@ -118,6 +120,9 @@ class ProviderBase(ABC):
     credential: ClassVar[str] = "key"
     denied_statuses: ClassVar[tuple[int, ...]] = (403,)
     denied_subject: ClassVar[str] = "account"
+    # the format of the provider's request ids, for ids a caller names (adopting a job made elsewhere)
+    request_id_pattern: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+    request_id_example: ClassVar[str] = "a1b2c3"
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
         self.settings = settings
@@ -132,6 +137,14 @@ class ProviderBase(ABC):
 
     def base_url(self, role: str = "api") -> str:
         return self.settings.url(self.name, role)
+
+    def check_endpoint(self, endpoint: str) -> None:
+        """Refuse an endpoint id that could steer a keyed request to another path (before anything is recorded)."""
+        endpoint_segments(endpoint, self.spec.title)
+
+    def check_request_id(self, request_id: str) -> str:
+        """A request id a caller typed, checked against the provider's format before any URL holds it."""
+        return check_request_id(request_id, self.request_id_pattern, self.spec.title, self.request_id_example)
 
     def check_ready(self) -> None:
         """Raise MissingKeyError (saying how to set the key) before anything is recorded or sent."""

@@ -31,6 +31,7 @@ from ..errors import (
 from ..settings import Settings
 from .base import Completed, Handle, JobState, OutputFile, ProviderBase, Queued, Result, Running
 from .http import send
+from .ids import endpoint_segments, url_path
 
 log = logging.getLogger("aivp.fal")
 
@@ -39,18 +40,18 @@ SAFETY_TYPES = {"content_policy_violation"}
 
 
 def app_path(endpoint_id: str) -> str:
-    """The owner/alias part of an endpoint id that request URLs use (sub-path dropped)."""
-    parts = [p for p in endpoint_id.strip("/").split("/") if p]
+    """The owner/alias part of an endpoint id that request URLs use (sub-path dropped), quoted."""
+    parts = endpoint_segments(endpoint_id, "fal")
     if len(parts) == 1:
         owner, _, alias = parts[0].partition("-")
         if owner.isdigit() and alias:
-            return f"{owner}/{alias}"
+            return url_path(owner, alias)
         raise ProviderError(f"{endpoint_id!r} is not a fal endpoint id; it looks like owner/app[/path].")
     if parts[0] in NAMESPACES:
         if len(parts) < 3:
             raise ProviderError(f"{endpoint_id!r} needs namespace/owner/app.")
-        return "/".join(parts[:3])
-    return "/".join(parts[:2])
+        return url_path(*parts[:3])
+    return url_path(*parts[:2])
 
 
 def parse_status(body: dict[str, Any]) -> JobState:
@@ -132,6 +133,8 @@ class FalProvider(ProviderBase):
 
     name = "fal"
     auth_scheme = "Key"
+    request_id_pattern = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+    request_id_example = "764cabcf-b745-4b3e-ae38-1200304cf45b (a UUID)"
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
         super().__init__(settings, client)
@@ -141,7 +144,7 @@ class FalProvider(ProviderBase):
     # ---------------------------------------------------------------- URLs
 
     def handle_for(self, endpoint: str, request_id: str) -> Handle:
-        base = f"{self.queue}/{app_path(endpoint)}/requests/{request_id}"
+        base = f"{self.queue}/{app_path(endpoint)}/requests/{url_path(request_id)}"
         return Handle("fal", endpoint, request_id, {
             "status": f"{base}/status", "response": base, "cancel": f"{base}/cancel", "stream": f"{base}/status/stream",
         })
@@ -155,7 +158,7 @@ class FalProvider(ProviderBase):
     # ---------------------------------------------------------------- queue
 
     async def submit(self, endpoint: str, payload: dict[str, Any], *, shape: str | None = None) -> Handle:
-        url = f"{self.queue}/{endpoint.strip('/')}"
+        url = f"{self.queue}/{url_path(*endpoint_segments(endpoint, 'fal'))}"
         r = await send(self.client, "POST", url, policy=self.policy, idempotent=False, retryable=_submit_retryable,
                        what=f"submit to {endpoint}", json=payload, headers=self.auth_headers())
         if r.status_code >= 500 and not (r.status_code in (502, 503) and "x-fal-request-id" not in r.headers):

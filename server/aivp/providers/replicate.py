@@ -36,8 +36,9 @@ from ..settings import Settings
 from .base import Canceled, Completed, Handle, JobState, OutputFile, ProviderBase, Queued, Result, Running
 from .http import host_of, send
 
-VERSION = re.compile(r"^(?:(?P<model>[\w.-]+/[\w.-]+):)?(?P<version>[0-9a-f]{64})$")
-MODEL = re.compile(r"^[\w.-]+/[\w.-]+$")
+SEG = r"[A-Za-z0-9_][\w.-]*"  # never '.' or '..' (see providers/ids.py)
+VERSION = re.compile(rf"^(?:(?P<model>{SEG}/{SEG}):)?(?P<version>[0-9a-f]{{64}})$")
+MODEL = re.compile(rf"^{SEG}/{SEG}$")
 MAX_FILE_BYTES = 100 * 1024 * 1024  # the files API limit
 TERMINAL = ("succeeded", "failed", "canceled", "aborted")
 SAFETY = re.compile(r"\(E005\)|flagged as sensitive|\bnsfw\b", re.IGNORECASE)
@@ -125,6 +126,8 @@ class ReplicateProvider(ProviderBase):
     """Replicate's predictions and files API, driven by settings (base URL, token) and a shared httpx client."""
 
     name = "replicate"
+    request_id_pattern = re.compile(r"[a-z0-9]{8,64}")
+    request_id_example = "gm3qorzdhgbfurvjtvhg6dckhu"
     upload_ttl_s = 20 * 3600  # uploaded files expire after 24 h; reuse a URL only well before that
     credential = "token"
     denied_statuses = (402, 403)  # 402: the credit is used up
