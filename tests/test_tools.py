@@ -430,19 +430,35 @@ async def test_the_env_file_cannot_be_read_through_a_resource_or_uploaded(client
     assert "hidden" in text and not [r for r in sandbox.requests if r.route == "upload"]
 
 
+async def test_an_unsaveable_target_is_refused_before_anything_is_paid(client: Client, project: Path,
+                                                                      sandbox: Any) -> None:
+    (project / "image").mkdir()
+    (project / "image" / "frames").write_text("a file where a folder should be")
+    text = await refused(client, "generate_image", {"prompt": "blocked save", "output": "image/frames/shot-09-ff.png"})
+    assert "image/frames is a file" in text and sandbox.submission_count() == 0
+    text = await refused(client, "generate_image", {"prompt": "x", "output": "image/styles/a|b.png"})
+    assert "'|'" in text and sandbox.submission_count() == 0
+
+
 async def test_a_failed_save_keeps_the_paid_job_and_retries_on_queue_status(client: Client, project: Path,
                                                                              sandbox: Any) -> None:
-    (project / "image").mkdir()
-    (project / "image" / "frames").write_text("a file where a folder should be")  # saving into it fails
-    first = await client.call_tool("generate_image", {"prompt": "blocked save", "output": "image/frames/shot-09-ff.png",
-                                                      "wait_s": 10})
-    job = first.structured_content
-    assert not first.is_error and job["status"] == "fetching" and job["done"] is False
-    assert "could not finish this job" in job["next_step"] and "queue_status" in job["next_step"]
+    # Issue 9: a save that fails after payment ends 'unsaved' (terminal, paid, with where the files are),
+    # not an endless 'fetching'; queue_status saves it again, under another name if asked.
+    first = await ok(client, "generate_image", {"prompt": "blocked save [sandbox:slow=0.6]",
+                                                 "output": "image/frames/shot-09-ff.png", "wait_s": 0})
+    (project / "image").mkdir(exist_ok=True)
+    (project / "image" / "frames").write_text("a file where a folder should be")  # appears after the submit
+    r = await client.call_tool("queue_status", {"job_id": first["job_id"], "wait_s": 10})
+    assert r.is_error
+    text = r.content[0].text
+    assert "unsaved" in text and "could not save the result of this paid job" in text and "queue_status" in text
+    listing = await ok(client, "queue_status", {})
+    row = next(j for j in listing["recent"] if j["job_id"] == first["job_id"])
+    assert row["status"] == "unsaved" and row["cost_usd"] > 0 and listing["committed_usd"] == 0
     assert partials(project) == []
-    (project / "image" / "frames").unlink()  # fix the cause, then ask again: the same paid result is saved
-    again = await ok(client, "queue_status", {"job_id": job["job_id"], "wait_s": 10})
-    assert again["job"]["status"] == "completed" and (project / "image/frames/shot-09-ff.png").is_file()
+    moved = await ok(client, "queue_status", {"job_id": first["job_id"], "output": "image/styles/rescued.png",
+                                              "wait_s": 10})
+    assert moved["job"]["status"] == "completed" and (project / "image/styles/rescued.png").is_file()
     assert sandbox.submission_count() == 1
 
 

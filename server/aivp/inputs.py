@@ -20,6 +20,7 @@ from .errors import InputFileError
 from .project import Project
 
 Expect = Literal["image", "video", "any"]
+INLINE_MAX_BYTES = 1024 * 1024  # a data: URI larger than this is uploaded to the provider, not sent inline
 _DATA_RE = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)
 
 
@@ -81,7 +82,7 @@ def resolve_input(project: Project, raw: str, *, expect: Expect, max_bytes: int,
     if lower.startswith(("http://", "https://")):
         return InputRef(raw=text, kind="url", url=text)
     if lower.startswith("data:"):
-        return _data_ref(text, expect, max_bytes, what)
+        return _data_ref(project, text, expect, max_bytes, what)
     path = project.input_path(text)
     size = path.stat().st_size
     if size == 0:
@@ -101,10 +102,14 @@ def resolve_input(project: Project, raw: str, *, expect: Expect, max_bytes: int,
         )
     if not _kind_ok(mime, expect):
         raise InputFileError(f"The {what} must be an {expect}, but {project.rel(path)} is {mime}.")
+    if mime.startswith("image/"):
+        from .media import check_image
+
+        check_image(path, project.rel(path))  # a decompression bomb or a broken file is refused before any upload
     return InputRef(raw=text, kind="path", path=path, rel=project.rel(path), sha256=file_sha256(path), mime=mime, size=size)
 
 
-def _data_ref(text: str, expect: Expect, max_bytes: int, what: str) -> InputRef:
+def _data_ref(project: Project, text: str, expect: Expect, max_bytes: int, what: str) -> InputRef:
     m = _DATA_RE.match(text)
     if not m or not m.group("b64"):
         raise InputFileError(f"The {what} data: URI must look like data:image/png;base64,<base64 bytes>.")
@@ -114,10 +119,34 @@ def _data_ref(text: str, expect: Expect, max_bytes: int, what: str) -> InputRef:
         raise InputFileError(f"The {what} data: URI has invalid base64; re-encode the file.") from None
     if len(body) > max_bytes:
         raise InputFileError(f"The {what} data: URI is larger than the upload limit; pass a project path instead.")
-    mime = (m.group("mime") or "").lower() or None
+    from .media import check_image, sniff_bytes
+
+    said = (m.group("mime") or "").lower() or None
+    mime = sniff_bytes(body)  # the bytes decide, not the label
+    if mime is None:
+        raise InputFileError(f"The {what} data: URI (labelled {said or 'without a type'}) does not hold a recognised "
+                             "image or video; encode a PNG, JPEG, WebP or MP4 file.")
     if not _kind_ok(mime, expect):
-        raise InputFileError(f"The {what} must be an {expect}, but the data: URI says {mime}.")
-    return InputRef(raw="data:…", kind="data", sha256=hashlib.sha256(body).hexdigest(), mime=mime, size=len(body), url=text)
+        raise InputFileError(f"The {what} must be an {expect}, but the data: URI holds {mime}.")
+    if mime.startswith("image/"):
+        check_image(body, f"The {what} data: URI")
+    digest = hashlib.sha256(body).hexdigest()
+    if len(body) > INLINE_MAX_BYTES:  # uploaded like a file instead of riding inside the submit body
+        path = _spool(project, digest, body)
+        return InputRef(raw="data:…", kind="path", path=path, sha256=digest, mime=mime, size=len(body))
+    return InputRef(raw="data:…", kind="data", sha256=digest, mime=mime, size=len(body), url=text)
+
+
+def _spool(project: Project, digest: str, body: bytes) -> Path:
+    """A large data: URI's bytes in aivp's private state folder, so the runner uploads them like a file."""
+    folder = project.state_dir / "inputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / digest
+    if not path.is_file():
+        tmp = folder / f".{digest}.tmp"
+        tmp.write_bytes(body)
+        tmp.replace(path)
+    return path
 
 
 def file_sha256(path: Path) -> str:

@@ -8,7 +8,7 @@ OS crash could drop the last commit). Schema changes are append-only named migra
 Job states and who moves them:
 
     pending ──► submitting ──► queued ──► running ──► fetching ──► completed
-       │             │            │          │            │
+       │             │            │          │            ├──► unsaved (paid, not written: retried on request)
        │             └► unknown   └──────────┴────────────┴──► failed / canceled
        └► failed (interrupted before the submit: nothing was sent or charged)
 

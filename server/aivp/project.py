@@ -120,6 +120,48 @@ class Project:
         """A path aivp may write: inside the project root only (not the extra roots)."""
         return self._check(raw, (self.root,), "writes")
 
+    def check_saveable(self, rel: str | None, kind: str) -> None:
+        """Refuse, before anything is paid for, a target a finished job could not be saved to.
+
+        `rel` is the output path asked for (None: the generated/ folder). Checked: the characters (a
+        newline or '|' would break the record and plan tables), the name lengths with room for a -N
+        suffix and the record's longer name, and that the output, record and plan folders are inside
+        the project and writable.
+        """
+        if rel is not None:
+            bad = sorted({c for c in rel if c in "|\r\n" or ord(c) < 32 or ord(c) == 127})
+            if bad:
+                shown = ", ".join(repr(c) for c in bad)
+                raise InputFileError(f"output {rel!r} contains {shown}; file names aivp writes may not hold line "
+                                     "breaks, '|' or control characters (they break the records and plan tables).")
+            final = self.output_path(rel)
+            record = layout.record_path(kind, self.rel(final)).rsplit("/", 1)[-1]
+            for name, room in ((final.name, 4), (record, 40)):  # -NN on a taken name; <folder>- on a record clash
+                if len(name.encode("utf-8", "surrogateescape")) + room > MAX_NAME_BYTES:
+                    raise InputFileError(f"output {rel!r}: the name is too long to save (with its record name "
+                                         f"{record!r}); keep file names under {MAX_NAME_BYTES - 40} bytes.")
+            if len(str(final).encode("utf-8", "surrogateescape")) + 8 > MAX_PATH_BYTES:
+                raise InputFileError(f"output {rel!r} makes a path of {len(str(final))} characters; keep it under "
+                                     f"{MAX_PATH_BYTES - 8}.")
+            folders = [final.parent]
+        else:
+            folders = [self.output_path(GENERATED[kind])]
+        folders += [self.output_path(LOG_DIR[kind]), self.output_path(PLAN[kind]).parent]
+        for folder in folders:
+            self._check_writable(folder)
+
+    def _check_writable(self, folder: Path) -> None:
+        """The folder, or the nearest part of it that exists, is a folder aivp can write in."""
+        existing = folder
+        while not existing.exists() and existing != self.root and existing.parent != existing:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise InputFileError(f"{self.rel(existing)} is a file, so aivp cannot make the folder {self.rel(folder)} "
+                                 "for the result; rename or move that file, or pick another output path.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise InputFileError(f"aivp cannot write in {self.rel(existing) or 'the project folder'} (permission "
+                                 "denied); fix the folder's permissions, or pick another output path.")
+
     def rel(self, path: Path) -> str:
         """Project-relative POSIX path for records and results (absolute if outside, e.g. an extra root)."""
         try:
@@ -132,8 +174,10 @@ class Project:
     def place(self, tmp: Path, final: Path, *, overwrite: bool = False) -> Path:
         """Move a finished temporary file to `final` atomically; never clobber unless `overwrite`.
 
-        Without overwrite, an existing name gets `-2`, `-3` ... before the suffix. The temporary file
-        must be in the same folder (same filesystem), which `temp_beside()` guarantees.
+        Without overwrite, an existing name gets `-2`, `-3` ... before the suffix, unless the file there
+        already holds exactly these bytes: then it is that file (a server killed after placing a download
+        and before recording it places it again on restart; it must not become `name-2`). The temporary
+        file must be in the same folder (same filesystem), which `temp_beside()` guarantees.
         """
         final = self.output_path(final)
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +190,9 @@ class Project:
             try:
                 os.link(tmp, target)  # atomic and fails if the name is taken
             except FileExistsError:
+                if _same_bytes(tmp, target):
+                    tmp.unlink(missing_ok=True)
+                    return target
                 continue
             except OSError:  # filesystems without hard links: exclusive create, then replace
                 try:
@@ -326,3 +373,19 @@ def _escaping_link(path: Path, roots: tuple[Path, ...]) -> str:
         if current.is_symlink():
             return current.relative_to(root).as_posix()
     return path.relative_to(root).as_posix()
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Whether two files hold the same bytes (sizes first, then a streamed comparison)."""
+    try:
+        if a.stat().st_size != b.stat().st_size or not b.is_file():
+            return False
+        with a.open("rb") as fa, b.open("rb") as fb:
+            while True:
+                ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+                if ca != cb:
+                    return False
+                if not ca:
+                    return True
+    except OSError:
+        return False

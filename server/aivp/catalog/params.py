@@ -35,6 +35,7 @@ ROLE_ARG = {
 }
 # Roles that may be dropped with a warning when a model has no field for them; every other role
 # changes the result too much to drop silently.
+SEED_MAX = 2**32 - 1  # when the catalog gives a seed no range
 SOFT_ROLES = {"seed", "negative_prompt", "camera_fixed", "output_format", "aspect_ratio", "resolution"}
 
 @dataclass
@@ -232,6 +233,9 @@ def check(label: str, name: str, p: Param, value: Any) -> Any:
         (p.min is not None and value < p.min) or (p.max is not None and value > p.max)
     ):
         raise InvalidParameterError(f"{where}={value} is out of range; it must be {_range(p)}.")
+    if p.role == "seed" and p.min is None and p.max is None and not 0 <= value <= SEED_MAX:
+        # providers take 32-bit seeds; a larger number is either refused after the submit or silently cut
+        raise InvalidParameterError(f"{where}={value} is out of range; a seed is a whole number from 0 to {SEED_MAX}.")
     return value
 
 

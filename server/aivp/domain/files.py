@@ -11,9 +11,11 @@ from ..project import Project
 
 def png_bytes(project: Project, path: Path) -> bytes:
     """The file as PNG bytes (converted with Pillow when it is another image format)."""
-    from ..media import sniff_mime
+    from ..media import check_image, sniff_mime
 
     mime = sniff_mime(path)
+    if mime is not None and mime.startswith("image/"):
+        check_image(path, project.rel(path))  # a decompression bomb is refused before anything is written
     if mime == "image/png":
         return path.read_bytes()
     if mime is None or not mime.startswith("image/"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import InvalidParameterError
 from ..jobspec import ShotPart
@@ -22,12 +22,14 @@ ELEMENT_REF = re.compile(r"@(Element|Image)\d+\b")
 
 
 class ShotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelled field is refused, not dropped
     prompt: str = Field(min_length=1, description="This shot: action, dialogue in quotes, camera. Name elements as @Name.")
     duration: float = Field(gt=0, description="Seconds for this shot (whole seconds; the model card gives the range).")
     output: str | None = Field(default=None, description="With split=true: where this shot's clip goes, e.g. video/clips/shot-03.mp4.")
 
 
 class ElementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, description="How shot prompts refer to it: @Name (e.g. @Mara).")
     frontal_image: str | None = Field(default=None, description="Front view of the character: project path, http(s) URL or data: URI.")
     references: list[str] = Field(default=[], description="Up to 3 more images of it (side, back ...).")

@@ -153,6 +153,10 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
         if ext in ("png", "jpg", "jpeg", "webp") and roles.get("output_format") is None:
             roles["output_format"] = "jpeg" if ext == "jpg" else ext
             soft.add("output_format")
+    state.project.check_saveable(targets[0] if targets else None, call.kind)  # before anything can be paid for
+    for shot in call.shots:
+        if shot.output:
+            state.project.check_saveable(shot.output, "video")
     built = _build_fitting(model, endpoint, route, roles, options, soft)
     built.warnings.extend(exp.notes)
     est = estimate_call(model, endpoint, route, built.effective)

@@ -79,17 +79,21 @@ class JobDriver:
             with anyio.CancelScope() as scope:
                 live.scope = scope
                 await self._drive_once(job_id)
-        except Exception as exc:  # a bug or a full disk must not kill the server; the paid job stays resumable
+        except Exception as exc:  # a bug or a full disk must not kill the server
             log.exception("job %s: unexpected error", job_id)
-            self.ledger.update(job_id, error_code="save_failed", error=(
-                f"aivp could not finish this job ({type(exc).__name__}: {exc}). It is kept with its result at the "
-                f"provider: fix the cause, then call queue_status(job_id='{job_id}') to try again."))
+            current = self.get(job_id)
+            if current.state == "fetching":  # paid and done at the provider: end it where a person can pick it up
+                self._unsaved(current, exc)
+            else:  # not submitted yet, or in flight: it stays resumable
+                self.ledger.update(job_id, error_code="save_failed", error=(
+                    f"aivp could not go on with this job ({type(exc).__name__}: {exc}). Fix the cause, then call "
+                    f"queue_status(job_id='{job_id}') to try again."))
         finally:
             live.driving = False
             live.scope = None
-            row = self.ledger.get(job_id)
-            if row is not None:  # waiters return now, also when the job stopped short of an end
-                self._live.publish(row, stopped=True)
+            last = self.ledger.get(job_id)
+            if last is not None:  # waiters return now, also when the job stopped short of an end
+                self._live.publish(last, stopped=True)
 
     async def _drive_once(self, job_id: str) -> None:
         row = self.get(job_id)
@@ -242,6 +246,20 @@ class JobDriver:
         records.write_plan_rows(self.project, row, records.target_rows(row))
         self._live.publish(row)
         return row
+
+    def _unsaved(self, row: JobRow, exc: BaseException) -> None:
+        """A paid result that could not be written into the project: a terminal state that says where it is."""
+        provider = self.providers[row.provider]
+        try:
+            urls = [f.url for f in provider.outputs(row.spec.shape, row.result or {})]
+        except Exception:  # the answer itself may be what broke
+            urls = []
+        shown = ", ".join(u if not u.startswith("data:") else "(inline data, kept in the ledger)" for u in urls[:4])
+        where = f" The files are still at {row.provider} for a limited time: {shown}." if shown else ""
+        self._finish(row.id, "unsaved", cost_usd=row.estimate_usd, error_code="save_failed", error=(
+            f"aivp could not save the result of this paid job ({type(exc).__name__}: {exc}).{where} Fix the cause "
+            f"and call queue_status(job_id='{row.id}') to save it again, or queue_status(job_id='{row.id}', "
+            "output='<another project path>') to save it under another name. Nothing will be paid again."))
 
     def _mark_unknown(self, job_id: str, why: str) -> None:
         row = self.get(job_id)

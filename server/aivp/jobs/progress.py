@@ -49,6 +49,12 @@ class Watchers:
     def of(self, job_id: str) -> Live:
         return self._live.setdefault(job_id, Live())
 
+    def restart(self, job_id: str) -> None:
+        """A job that ended goes on again (an unsaved result saved anew): waiters must not see it as done."""
+        live = self._live.get(job_id)
+        if live is not None and live.done.is_set():
+            self._live[job_id] = Live(subscribers=live.subscribers)
+
     def peek(self, job_id: str) -> Live | None:
         return self._live.get(job_id)
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
 
 from ..budget import check_budget
-from ..errors import SubmitUncertain
+from ..errors import InvalidParameterError, SubmitUncertain
 from ..jobspec import JobSpec
-from ..ledger import ACTIVE_STATES, JobRow, now_iso
+from ..ledger import ACTIVE_STATES, JobRow, StateChanged, now_iso
 from ..providers.base import Handle
 from . import outputs
 from .drive import JobDriver, dashboard
@@ -113,7 +113,8 @@ class JobRunner(JobDriver):
             if req.fresh:
                 return None
             for r in rows:
-                if r.state in ACTIVE_STATES or (r.state == "completed" and outputs.still_there(project, r.outputs)):
+                if r.state in (*ACTIVE_STATES, "unsaved") or (r.state == "completed" and
+                                                               outputs.still_there(project, r.outputs)):
                     return r
                 if r.state == "unknown":  # the same request may already be running (and billed) at the provider
                     raise SubmitUncertain(
@@ -197,6 +198,27 @@ class JobRunner(JobDriver):
         finally:
             live.subscribers.discard(send)
             send.close()
+        return self.get(job_id)
+
+    def retry_save(self, job_id: str, output: str | None = None) -> JobRow:
+        """Save an 'unsaved' job's paid result again (under `output` when given): back to 'fetching'."""
+        row = self.get(job_id)
+        if row.state != "unsaved":
+            raise InvalidParameterError(f"Job {job_id} is {row.state}; only a job whose result could not be saved "
+                                        "(unsaved) can be saved again under another name.")
+        values: dict[str, Any] = {}
+        if output is not None:
+            kind = "video" if row.spec.kind == "video" else "image"
+            self.project.check_saveable(output, kind)
+            values["spec"] = replace(row.spec, targets=(self.project.rel(self.project.output_path(output)),))
+            values["outputs"] = []
+        try:
+            self.ledger.update(job_id, state="fetching", finished_at=None, error=None, error_code=None,
+                               event="retry_save", expect=("unsaved",), **values)
+        except StateChanged:  # another call or process got there first
+            pass
+        self._live.restart(job_id)
+        self._spawn(job_id)
         return self.get(job_id)
 
     async def cancel(self, job_id: str) -> tuple[JobRow, str]:

@@ -6,20 +6,22 @@ Every function is synchronous and CPU- or disk-bound; the server calls them thro
 the server's cold start should not pay for them.
 """
 
-from .images import image_size, thumbnail
+from .images import check_image, image_size, thumbnail
 from .poster import poster_frame
-from .sniff import is_image_mime, is_video_mime, sniff_mime
+from .sniff import is_image_mime, is_video_mime, sniff_bytes, sniff_mime
 from .split import split_video
 from .video import VideoCheck, VideoInfo, probe_video, verify_video
 
 __all__ = [
     "VideoCheck",
     "VideoInfo",
+    "check_image",
     "image_size",
     "is_image_mime",
     "is_video_mime",
     "poster_frame",
     "probe_video",
+    "sniff_bytes",
     "sniff_mime",
     "split_video",
     "thumbnail",

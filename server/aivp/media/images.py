@@ -22,6 +22,35 @@ _SHRINK = 0.75
 _MIN_SIDE = 16
 
 
+def check_image(source: Path | bytes, what: str) -> tuple[int, int]:
+    """(width, height) from the header of a file or bytes that must be an image aivp can safely decode.
+
+    Refused with InputFileError: bytes that are not a readable image, and images with more pixels than
+    Pillow's decompression-bomb limit (a 30000x30000 PNG is 109 KB on disk and 2.7 GB decoded).
+    """
+    import warnings
+
+    from PIL import Image
+
+    fp: Path | io.BytesIO = io.BytesIO(source) if isinstance(source, bytes) else source
+    limit = Image.MAX_IMAGE_PIXELS or 0  # None turns Pillow's check off; aivp keeps its default then
+    limit = limit or 89_478_485
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as im:
+                width, height = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputFileError(f"{what} has more pixels than aivp will decode ({limit / 1e6:.0f} "
+                             "megapixels at most); it may be a decompression bomb. Resize it and try again.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputFileError(f"{what} is not a readable image ({exc}); pass a PNG, JPEG or WebP file.") from None
+    if width * height > limit:
+        raise InputFileError(f"{what} is {width}x{height} pixels, more than aivp will decode "
+                             f"({limit / 1e6:.0f} megapixels at most); resize it and try again.")
+    return width, height
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) as displayed, i.e. after EXIF orientation, reading only the header."""
     from PIL import Image

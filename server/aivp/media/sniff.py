@@ -46,6 +46,11 @@ def sniff_mime(path: Path) -> str | None:
     return _sniff_bytes(head)
 
 
+def sniff_bytes(data: bytes) -> str | None:
+    """MIME type from the first bytes of data held in memory (a decoded data: URI); None if unknown."""
+    return _sniff_bytes(data[:_HEAD])
+
+
 def _sniff_bytes(head: bytes) -> str | None:
     """The MIME type for a file's first bytes."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):

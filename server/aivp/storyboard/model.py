@@ -228,7 +228,9 @@ class Storyboard:
 
     def shot(self, id_or_number: str | int) -> Shot | None:
         """A shot by id ("1.2"), number (3 or "3") or file stem ("shot-03"); None if there is none."""
-        key = str(id_or_number).strip().lower().removeprefix("shot").strip(" -_")
+        raw = str(id_or_number).strip().lower()
+        # "shot-03" and "shot 3" name shot 3; "-1" names none (a sign is not stripped into another shot)
+        key = raw.removeprefix("shot").strip(" -_") if raw.startswith("shot") else raw
         if isinstance(id_or_number, int) or key.isdigit():
             return next((s for s in self.shots if s.number == int(key)), None)
         return next((s for s in self.shots if s.id.lower() == key), None)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel, Field, ValidationError, validate_call
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, validate_call
 
 from ..domain.batch import Item, ItemResult, Run, invalid, result_of, start_and_follow, unfinished
 from ..domain.calls import CALLS
@@ -20,6 +20,7 @@ from .generate import PAID
 # ---------------------------------------------------------------- batch_generate
 
 class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelled field is refused, not dropped
     label: str = Field(min_length=1, description="Your name for this item; results carry it.")
     tool: Literal["generate_image", "edit_image", "generate_video"] = Field(default="generate_image", description="Which tool's arguments `args` holds.")
     args: dict[str, Any] = Field(description="That tool's arguments (prompt, model, references, output ...), except wait_s and dry_run.")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -20,6 +19,7 @@ from ..domain import candidates as cands
 from ..domain.batch import ItemResult, Run, result_of, start_and_follow, unfinished
 from ..domain.candidates import Candidate
 from ..domain.studio import Studio
+from ..project import Project
 from .common import THUMB_BYTES, boundary, progress_reporter, state_of
 from .generate import PAID, DryRun, Model, Variations, WaitS
 
@@ -134,25 +134,34 @@ async def _answer(state: Studio, number: int, *, notes: list[str], jobs: list[It
     content: list[Any] = [TextContent(text=text)]
     shown = [c.file for c in candidates if frame is None or c.frame == frame]
     if shown and action in ("generate", "list", "upload"):
-        preview = await anyio.to_thread.run_sync(_contact_sheet, state.project.root, shown[-8:])
+        skipped: list[str] = []
+        preview = await anyio.to_thread.run_sync(_contact_sheet, state.project, shown[-8:], skipped)
         if preview is not None:
             content.append(preview)
+        if skipped:
+            content[0] = TextContent(text=f"{text} Not in the preview: {'; '.join(skipped)}.")
     return CallToolResult(content=content, structured_content=out.model_dump(mode="json"))
 
 
-def _contact_sheet(root: Path, files: list[str], side: int = 200) -> ImageContent | None:
-    """The candidates side by side, each labelled with its file name, as one small JPEG."""
+def _contact_sheet(project: Project, files: list[str], skipped: list[str],
+                   side: int = 200) -> ImageContent | None:
+    """The candidates side by side, each labelled with its file name, as one small JPEG. A file that cannot
+    be shown (damaged, a decompression bomb, a link out of the project) is left out and named in `skipped`."""
     from PIL import Image, ImageDraw, ImageOps
+
+    from ..media import check_image
 
     tiles = []
     for rel in files:
         try:
-            with Image.open(root / rel) as im:
+            path = project.input_path(rel)
+            check_image(path, rel)
+            with Image.open(path) as im:
                 tile = ImageOps.exif_transpose(im).convert("RGB")
                 tile.thumbnail((side, side))
                 tiles.append((rel.rsplit("/", 1)[-1], tile))
-        except (OSError, ValueError):
-            continue
+        except Exception as exc:  # one bad file must never break the listing
+            skipped.append(f"{rel.rsplit('/', 1)[-1]} cannot be shown ({exc})")
     if not tiles:
         return None
     cols = min(4, len(tiles))

@@ -103,7 +103,7 @@ class JobResult(BaseModel):
     """A job's state and, when done, its files."""
 
     job_id: str
-    status: str = Field(description="pending, submitting, queued, running, fetching, completed, failed, canceled, unknown")
+    status: str = Field(description="pending, submitting, queued, running, fetching, completed, failed, canceled, unknown, unsaved")
     done: bool
     model: str
     endpoint: str
@@ -191,7 +191,7 @@ def _elapsed(row: JobRow) -> float | None:
 async def as_tool_result(state: Studio, row: JobRow, *, reused: bool = False, note: str = "") -> CallToolResult:
     """Text + structured JobResult + thumbnail + resource links; raise ToolError for a failed job."""
     result = job_result(state, row, reused=reused)
-    if row.state in ("failed", "canceled", "unknown"):
+    if row.state in ("failed", "canceled", "unknown", "unsaved"):
         raise ToolError(f"Job {row.id} ({row.model_id}) {row.state}: {state.settings.redact(result.next_step)}")
     content: list[Any] = [TextContent(text=_summary(result, note))]
     if result.files:

@@ -55,6 +55,7 @@ def register(mcp: MCPServer[Any]) -> None:
         model: Annotated[str | None, Field(description="With request_id: the model or provider endpoint id of a request made outside aivp (e.g. replicate:black-forest-labs/flux-dev).")] = None,
         request_id: Annotated[str | None, Field(description="With model: a request/prediction id made outside aivp; aivp follows it and saves its result.")] = None,
         wait_s: Annotated[float, Field(ge=0, le=600, description="Wait up to this many seconds for the job to finish before answering.")] = 0,
+        output: Annotated[str | None, Field(description="For a paid job whose result could not be saved (status unsaved): save it at this project path instead.")] = None,
         limit: Annotated[int, Field(ge=1, le=100, description="How many recent jobs to list when no job is named.")] = 10,
     ) -> Annotated[CallToolResult, QueueStatus]:
         """A job's state (queue position, logs, elapsed time) and, once done, its files; or the recent jobs and spend.
@@ -73,7 +74,13 @@ def register(mcp: MCPServer[Any]) -> None:
         if job_id is None:
             started = _adopt(state, model, request_id or "")
         else:
-            started = Started(state.runner.get(job_id), False)
+            row = state.runner.get(job_id)
+            if row.state == "unsaved":  # paid, not written: asking again tries the save again
+                row = state.runner.retry_save(row.id, output)
+            elif output is not None:
+                raise InvalidParameterError(f"output only applies to a job whose result could not be saved; job "
+                                            f"{row.id} is {row.state}.")
+            started = Started(row, False)
         row = await follow(ctx, started, wait_s) if started.row.active else started.row
         return await _status_result(state, row, base)
 

@@ -41,8 +41,11 @@ def compact(node: Any, *, root: bool = True, descriptions: bool = True) -> Any:
 
 
 def compact_tools(server: Any) -> None:
-    """Compact every registered tool's input and output schema in place."""
+    """Compact every registered tool's schemas in place and make it refuse unknown arguments (StrictTool)."""
+    from .arguments import StrictTool
+
     for tool in server._tool_manager.list_tools():  # the SDK has no public setter; these fields are read live
-        tool.parameters = compact(tool.parameters)
+        tool.parameters = {**compact(tool.parameters), "additionalProperties": False}
         if tool.fn_metadata.output_schema is not None:
             tool.fn_metadata.output_schema = compact(tool.fn_metadata.output_schema, descriptions=False)
+        tool.__class__ = StrictTool  # same fields, a stricter run(): the manager calls tool.run(...)
