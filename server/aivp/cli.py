@@ -67,7 +67,11 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     server = build_server(settings)
     configure_logging(settings)
-    server.run("stdio")
+    import anyio
+
+    from .stdio import run_stdio
+
+    anyio.run(run_stdio, server)
     return 0
 
 

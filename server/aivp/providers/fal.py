@@ -23,6 +23,7 @@ from ..errors import (
     JobCanceled,
     JobFailed,
     JobNotFound,
+    ProviderAuthError,
     ProviderError,
     ProviderHTTPError,
     SafetyRefusal,
@@ -254,6 +255,11 @@ class FalProvider(ProviderBase):
             return False
         if r.status_code == 404:
             raise JobNotFound(f"fal does not know request {handle.request_id}; it may have expired.")
+        if r.status_code == 403:  # about this request, not the account: another key's request, or not cancellable
+            raise ProviderAuthError(
+                f"fal refused to cancel request {handle.request_id} (403: {message}): this key may not act on it "
+                f"(it may belong to another key or account). Cancel it on the dashboard ({self.dashboard}).",
+                status_code=403, request_id=handle.request_id)
         raise self._http_error(r, "fal would not cancel the job")
 
     async def upload(self, path: Path, content_type: str) -> str:
@@ -290,7 +296,8 @@ class FalProvider(ProviderBase):
     # ---------------------------------------------------------------- errors
 
     def denied_hint(self, status: int, code: str | None) -> str:
-        return "If the balance is exhausted, top up at https://fal.ai/dashboard/billing and try again."
+        return ("fal answers 403 when the balance is exhausted (top up at https://fal.ai/dashboard/billing) or the key "
+                "may not use this endpoint; the message above says which. Fix that, then try again.")
 
     def _http_error(self, r: httpx.Response, what: str) -> ProviderHTTPError:
         message, error_type, _ = describe(r)
