@@ -120,6 +120,8 @@ class Settings:
     sse_idle_s: float = 20.0
     connect_timeout_s: float = 15.0
     read_timeout_s: float = 120.0
+    # a lost submit the provider does not list this long after it left was never taken (listings lag a little)
+    settle_after_s: float = 30.0
     env_files: tuple[Path, ...] = field(default=(), compare=False)
 
     @classmethod

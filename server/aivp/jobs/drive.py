@@ -13,7 +13,9 @@ adopt, resume. Every ledger write that changes a job is in one of these two modu
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -35,11 +37,11 @@ from ..inputs import InputRef, iter_inputs, map_inputs
 from ..ledger import JobRow, Ledger, StateChanged, now_iso
 from ..project import Project
 from ..providers import spec_for
-from ..providers.base import Canceled, Completed, Handle, Provider, Queued, Running
+from ..providers.base import Canceled, Completed, Handle, Lookup, Provider, Queued, Running
 from ..providers.http import RetryPolicy
 from ..settings import Settings
 from . import outputs, records
-from .owners import new_owner
+from .owners import STALE_S, new_owner, owner_dead
 from .progress import Watchers
 from .request import record_payload
 from .uploads import upload_inputs
@@ -66,6 +68,20 @@ class JobDriver:
         # Several server processes may share a project (a desktop client and a CLI run): each job is driven by
         # one owner at a time, and only a dead or silent owner's jobs are taken over.
         self.owner = new_owner()
+
+    def _claim(self, job_id: str) -> bool:
+        return self.ledger.claim(job_id, self.owner, stale_before=time.time() - STALE_S, dead=owner_dead)
+
+    def _spawn(self, job_id: str) -> bool:
+        """Drive the job in this process if no other live process does; True when this process drives it."""
+        live = self._live.of(job_id)
+        if live.driving:
+            return True
+        if self._tg is None or not self._claim(job_id):
+            return False
+        live.driving = True
+        self._tg.start_soon(self._drive, job_id)
+        return True
 
     def get(self, job_id: str) -> JobRow:
         row = self.ledger.get(job_id.strip())
@@ -144,6 +160,7 @@ class JobDriver:
             handle = await provider.submit(row.endpoint, map_inputs(payload, InputRef.wire), shape=row.spec.shape)
         except SubmitUncertain as exc:
             self._mark_unknown(row.id, str(exc))
+            self.settle_soon(row.id, self.settings.settle_after_s)  # once the provider's list has caught up
             return None
         except (ProviderError, AivpError) as exc:
             self._finish(row.id, "failed", error=f"{exc} Nothing was charged.", error_code=exc.code, cost_usd=0.0)
@@ -261,6 +278,61 @@ class JobDriver:
             f"and call queue_status(job_id='{row.id}') to save it again, or queue_status(job_id='{row.id}', "
             "output='<another project path>') to save it under another name. Nothing will be paid again."))
 
+    async def settle(self, job_id: str) -> str:
+        """Look an 'unknown' job (its submit's answer was lost) up at the provider, and settle it.
+
+        Found once: followed from there, landing at the requested output with its cost. Not there well
+        after the submit: failed as never submitted, its estimate released. Several, or no way to look
+        (BytePlus keeps no list; a key without the right scope): left unknown, saying so. Returns what happened.
+        """
+        row = self.get(job_id)
+        if row.state != "unknown":
+            return f"Job {row.id} is {row.state}."
+        provider = self.providers[row.provider]
+        sent_at = _submit_time(self.ledger.events(row.id)) or _parse_time(row.created_at)
+        now = datetime.now(UTC)
+        try:
+            found = await provider.find_submission(row.endpoint, row.request, sent_at - timedelta(seconds=60),
+                                                   now + timedelta(seconds=5))
+        except AivpError as exc:
+            found = Lookup("cannot", reason=str(exc))
+        if found.outcome == "found" and found.handle is not None:
+            try:
+                self.ledger.update(row.id, state="queued", request_id=found.handle.request_id,
+                                   handle=found.handle.to_json(), submitted_at=_iso(sent_at), finished_at=None,
+                                   error=None, error_code=None, event="reconciled", expect=("unknown",))
+            except StateChanged:
+                return f"Job {row.id} was settled by another call meanwhile."
+            self._live.restart(row.id)
+            self._spawn(row.id)
+            return (f"Found the request at {row.provider} ({found.handle.request_id}): aivp follows it and saves its "
+                    "result at the output asked for.")
+        if found.outcome == "none" and (now - sent_at).total_seconds() >= self.settings.settle_after_s:
+            self._finish(row.id, "failed", cost_usd=0.0, error_code="not_submitted", error=(
+                f"aivp looked for this request at {row.provider} (sent {_iso(sent_at)}) and it is not there: the submit "
+                "never reached the provider, and nothing was charged. Call the tool again."))
+            return f"Not at {row.provider}: settled as never submitted; its estimate no longer counts as spent."
+        said = {
+            "none": f"{row.provider} does not list it yet; aivp looks again when asked (queue_status) in a minute",
+            "several": (f"{found.count} requests at {row.provider} match it, so aivp cannot tell which is this one; "
+                        f"adopt the right one with queue_status(model=..., request_id=...)"),
+            "cannot": f"aivp cannot look it up at {row.provider} ({found.reason})",
+        }[found.outcome]
+        self.ledger.update(row.id, event="lookup", detail=said)
+        return f"{said}. Check {dashboard(provider)}; to submit it again anyway, call the tool with fresh=true."
+
+    def settle_soon(self, job_id: str, delay: float = 0.0) -> None:
+        """Settle an 'unknown' job in the background after `delay` seconds (a lookup never fails the server)."""
+        async def run() -> None:
+            await anyio.sleep(delay)
+            try:
+                log.info("job %s: %s", job_id, await self.settle(job_id))
+            except Exception:
+                log.exception("job %s: looking up the lost submit failed", job_id)
+
+        if self._tg is not None:
+            self._tg.start_soon(run)
+
     def _mark_unknown(self, job_id: str, why: str) -> None:
         row = self.get(job_id)
         self._finish(job_id, "unknown", error_code="submit_uncertain", error=(
@@ -283,6 +355,20 @@ def _refused_for_good(exc: ProviderHTTPError, *, adopted: bool) -> bool:
     if not 400 <= status < 500 or status in (401, 408, 409, 429):
         return False
     return adopted or status != 403
+
+
+def _submit_time(events: list[dict[str, Any]]) -> datetime | None:
+    """When the submit left: the last 'submitting' event of the job."""
+    times = [_parse_time(e["at"]) for e in events if e.get("state") == "submitting"]
+    return times[-1] if times else None
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _failed_cost(exc: JobFailed) -> float | None:

@@ -11,7 +11,6 @@ is picked up again without a second submit.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,7 +24,7 @@ from ..ledger import ACTIVE_STATES, JobRow, StateChanged, now_iso
 from ..providers.base import Handle
 from . import outputs
 from .drive import JobDriver, dashboard
-from .owners import HEARTBEAT_S, LIVE_OWNERS, STALE_S, owner_dead
+from .owners import HEARTBEAT_S, LIVE_OWNERS
 from .progress import Progress, describe_state
 from .request import JobRequest, record_payload
 
@@ -62,10 +61,10 @@ class JobRunner(JobDriver):
             await anyio.sleep(HEARTBEAT_S)
             self.ledger.heartbeat(self.owner)
 
-    def _claim(self, job_id: str) -> bool:
-        return self.ledger.claim(job_id, self.owner, stale_before=time.time() - STALE_S, dead=owner_dead)
-
     def resume(self) -> None:
+        """Pick up every unfinished job, and look up every submit whose answer was lost."""
+        for row in self.ledger.recent(limit=200, states=("unknown",)):
+            self.settle_soon(row.id)
         for row in self.ledger.unfinished():
             if not self._claim(row.id):
                 continue  # another live server process is driving it
@@ -75,6 +74,7 @@ class JobRunner(JobDriver):
                                          "charged. Call the tool again.")
             elif row.state == "submitting":
                 self._mark_unknown(row.id, "The server stopped while the submit was in flight")
+                self.settle_soon(row.id)
             else:
                 log.info("resuming job %s (%s) at %s", row.id, row.endpoint, row.state)
                 self._spawn(row.id)
@@ -92,17 +92,6 @@ class JobRunner(JobDriver):
 
         self._tg.start_soon(guarded)
 
-    def _spawn(self, job_id: str) -> bool:
-        """Drive the job in this process if no other live process does; True when this process drives it."""
-        live = self._live.of(job_id)
-        if live.driving:
-            return True
-        if self._tg is None or not self._claim(job_id):
-            return False
-        live.driving = True
-        self._tg.start_soon(self._drive, job_id)
-        return True
-
     # ---------------------------------------------------------------- starting and waiting
 
     async def start(self, req: JobRequest) -> Started:
@@ -119,8 +108,9 @@ class JobRunner(JobDriver):
                 if r.state == "unknown":  # the same request may already be running (and billed) at the provider
                     raise SubmitUncertain(
                         f"An identical request (job {r.id}) was sent but its answer was lost, so it may be running "
-                        f"at {r.provider} already. Check {dashboard(self.providers.get(r.provider))}; to submit it "
-                        "again anyway, call with fresh=true."
+                        f"at {r.provider} already. queue_status(job_id='{r.id}') looks it up there and settles it; "
+                        f"or check {dashboard(self.providers.get(r.provider))}. To submit it again anyway, call "
+                        "with fresh=true."
                     )
             return None
 

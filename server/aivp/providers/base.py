@@ -17,8 +17,9 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import anyio
 
@@ -83,6 +84,16 @@ class Handle:
     def from_json(cls, data: dict[str, Any]) -> Handle:
         return cls(data["provider"], data["endpoint"], data["request_id"], dict(data.get("urls") or {}),
                    dict(data.get("data") or {}))
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a search for a lost submit found: one request (its handle), none, several, or no way to look."""
+
+    outcome: Literal["found", "none", "several", "cannot"]
+    handle: Handle | None = None
+    count: int = 0
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,12 @@ class ProviderBase(ABC):
         return {"Authorization": f"{self.auth_scheme} {key}", "User-Agent": USER_AGENT, **(extra or {}), **more}
 
     # ---------------------------------------------------------------- the seam
+
+    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime,
+                              until: datetime) -> Lookup:
+        """Look for a request of `endpoint` with input `sent` created between `since` and `until` (a submit whose
+        answer was lost). Providers that keep no such list say so."""
+        return Lookup("cannot", reason=f"{self.spec.title} keeps no list of requests to look in")
 
     @abstractmethod
     async def submit(self, endpoint: str, payload: dict[str, Any], *, shape: str | None = None) -> Handle:

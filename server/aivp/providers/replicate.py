@@ -11,9 +11,9 @@ is never sent anywhere else; output files live on a delivery host and are fetche
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -33,14 +33,20 @@ from ..errors import (
     SubmitUncertain,
 )
 from ..settings import Settings
-from .base import Canceled, Completed, Handle, JobState, OutputFile, ProviderBase, Queued, Result, Running
+from .base import Canceled, Completed, Handle, JobState, Lookup, OutputFile, ProviderBase, Queued, Result, Running
 from .http import host_of, send
+from .lookup import same_input
 
 SEG = r"[A-Za-z0-9_][\w.-]*"  # never '.' or '..' (see providers/ids.py)
 VERSION = re.compile(rf"^(?:(?P<model>{SEG}/{SEG}):)?(?P<version>[0-9a-f]{{64}})$")
 MODEL = re.compile(rf"^{SEG}/{SEG}$")
 MAX_FILE_BYTES = 100 * 1024 * 1024  # the files API limit
 TERMINAL = ("succeeded", "failed", "canceled", "aborted")
+SYNC_WAIT_S = 1
+# Deadlines Replicate enforces: one that never started is 'aborted' (public models do not bill it), one
+# still running is 'canceled'. Far above a normal run; they stop a stuck prediction from billing for hours.
+CANCEL_AFTER = {"image": "30m", "video": "3h"}
+LOOKUP_PAGES = 5
 SAFETY = re.compile(r"\(E005\)|flagged as sensitive|\bnsfw\b", re.IGNORECASE)
 TRANSIENT = re.compile(r"\(code: PA\)|prediction interrupted", re.IGNORECASE)
 SEED = re.compile(r"using seed:?\s*(\d+)", re.IGNORECASE)
@@ -159,17 +165,22 @@ class ReplicateProvider(ProviderBase):
         raise ProviderError(f"{endpoint!r} is not a Replicate model: use owner/name, owner/name:<version id> or a version id.")
 
     def _sync_wait_s(self, shape: str | None) -> int | None:
-        """Seconds to hold the create open (`Prefer: wait`) for image models; None for video or unknown ones."""
+        """Seconds to hold the create open (`Prefer: wait`): one, for image models only.
+
+        While a create is held open the prediction's id is unknown, so a server killed in that window
+        loses track of it (a lookup by time then finds it again). One second lets the fastest image
+        models answer in one round trip and keeps that window short; video never waits."""
         if shape is None or shape == "video":
             return None
-        return max(1, min(60, math.ceil(self.settings.poll_max_s)))
+        return SYNC_WAIT_S
 
     # ---------------------------------------------------------------- predictions
 
     async def submit(self, endpoint: str, payload: dict[str, Any], *, shape: str | None = None) -> Handle:
         url, extra = self._create_url(endpoint)
         wait = self._sync_wait_s(shape)
-        headers = self.auth_headers(**({"Prefer": f"wait={wait}"} if wait else {}))
+        headers = self.auth_headers(**({"Prefer": f"wait={wait}"} if wait else {}),
+                                    **{"Cancel-After": CANCEL_AFTER["video" if shape == "video" else "image"]})
         read = max(self.settings.read_timeout_s, (wait or 0) + 15.0)  # the answer may take the whole wait
         r = await send(self.client, "POST", url, policy=self.policy, idempotent=False, retryable=_create_retryable,
                        what=f"create a prediction of {endpoint} on Replicate", json={**extra, "input": payload},
@@ -194,6 +205,40 @@ class ReplicateProvider(ProviderBase):
             urls["web"] = given["web"]
         data = {"prediction": _keep(body)} if body.get("status") in TERMINAL else {}
         return Handle("replicate", endpoint, pid, urls, data)
+
+    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime,
+                              until: datetime) -> Lookup:
+        """Predictions of `endpoint` created between `since` and `until` whose input is `sent` (newest first)."""
+        model, version = _model_and_version(endpoint)
+        params: dict[str, str] | None = {"created_after": _rfc3339(since), "created_before": _rfc3339(until)}
+        url: str | None = f"{self.base}/v1/predictions"
+        found: list[dict[str, Any]] = []
+        for _ in range(LOOKUP_PAGES):
+            if url is None:
+                break
+            r = await send(self.client, "GET", url, policy=self.policy, idempotent=True, retryable=_read_retryable,
+                           what="list recent predictions on Replicate", headers=self.auth_headers(), params=params)
+            if r.status_code in (401, 403):
+                return Lookup("cannot", reason=f"Replicate refused the list of predictions ({r.status_code})")
+            if r.status_code != 200:
+                raise self._http_error(r, "Replicate would not list recent predictions")
+            body = r.json() if r.content else {}
+            for item in body.get("results") or [] if isinstance(body, dict) else []:
+                if isinstance(item, dict) and _same_model(item, model, version):
+                    found.append(item)
+            url, params = (body.get("next") if isinstance(body, dict) and self._trusted(body.get("next")) else None), None
+        matches = []
+        for item in found:
+            remote = item.get("input")
+            if remote is None and isinstance(item.get("id"), str):  # a list entry without its input: read it
+                remote = (await self._get(self.handle_for(endpoint, item["id"]))).get("input")
+            if same_input(sent, remote):
+                matches.append(item)
+        if not matches:
+            return Lookup("none")
+        if len(matches) > 1:
+            return Lookup("several", count=len(matches))
+        return Lookup("found", handle=self.handle_for(endpoint, str(matches[0]["id"])), count=1)
 
     async def _get(self, handle: Handle) -> dict[str, Any]:
         r = await send(self.client, "GET", handle.urls["get"], policy=self.policy, idempotent=True,
@@ -324,3 +369,21 @@ def _keep(body: dict[str, Any]) -> dict[str, Any]:
     if isinstance(logs, str):
         kept["logs"] = logs[-KEEP_LOG_CHARS:]
     return kept
+
+
+def _model_and_version(endpoint: str) -> tuple[str | None, str | None]:
+    ref = endpoint.strip().strip("/")
+    if m := VERSION.match(ref):
+        return m["model"], m["version"]
+    return ref, None
+
+
+def _same_model(item: dict[str, Any], model: str | None, version: str | None) -> bool:
+    """A listed prediction of this model (and version, when the endpoint pins one)."""
+    if version is not None:
+        return item.get("version") == version
+    return item.get("model") == model
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from .state import SandboxState
 
+LIST_PAGE = 2  # small, so clients must follow `next`
 ROUTE_NAMES = ("replicate_create", "replicate_get", "replicate_list", "replicate_cancel", "replicate_files",
                "replicate_delivery")
 HEX64 = re.compile(r"^(?:[\w.-]+/[\w.-]+:)?([0-9a-f]{64})$")
@@ -259,7 +260,18 @@ def routes(state: SandboxState) -> list[Route]:
             return denied
         mine = [j for j in state.jobs.values() if j.provider == "replicate"]
         mine.sort(key=lambda j: j.submitted, reverse=True)
-        return JSONResponse({"previous": None, "next": None, "results": [prediction(state, j, book) for j in mine]})
+        q = request.query_params
+        for name, sign in (("created_after", 1), ("created_before", -1)):
+            if q.get(name):
+                try:
+                    bound = datetime.fromisoformat(q[name].replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    return problem(400, f"{name} must be an ISO 8601 time.", "Bad request")
+                mine = [j for j in mine if sign * ((_wall(j.submitted) or 0.0) - bound) >= 0]
+        start = int(q.get("cursor") or 0)
+        page = mine[start:start + LIST_PAGE]
+        more = str(request.url.include_query_params(cursor=start + LIST_PAGE)) if start + LIST_PAGE < len(mine) else None
+        return JSONResponse({"previous": None, "next": more, "results": [prediction(state, j, book) for j in page]})
 
     async def cancel(request: Request) -> Response:
         if denied := check_token(state, request):

@@ -192,7 +192,8 @@ async def as_tool_result(state: Studio, row: JobRow, *, reused: bool = False, no
     """Text + structured JobResult + thumbnail + resource links; raise ToolError for a failed job."""
     result = job_result(state, row, reused=reused)
     if row.state in ("failed", "canceled", "unknown", "unsaved"):
-        raise ToolError(f"Job {row.id} ({row.model_id}) {row.state}: {state.settings.redact(result.next_step)}")
+        said = f"{result.next_step} {note}".strip()
+        raise ToolError(f"Job {row.id} ({row.model_id}) {row.state}: {state.settings.redact(said)}")
     content: list[Any] = [TextContent(text=_summary(result, note))]
     if result.files:
         first = result.files[0]

@@ -71,10 +71,14 @@ def register(mcp: MCPServer[Any]) -> None:
             status = QueueStatus(recent=[_line(r) for r in rows], **base)
             text = f"{len(rows)} recent job(s); ${spend['spent_usd']:.2f} spent, ${spend['committed_usd']:.2f} running."
             return CallToolResult(content=[TextContent(text=text)], structured_content=status.model_dump(mode="json"))
+        note = ""
         if job_id is None:
             started = _adopt(state, model, request_id or "")
         else:
             row = state.runner.get(job_id)
+            if row.state == "unknown":  # the submit's answer was lost: look for it at the provider first
+                note = await state.runner.settle(row.id)
+                row = state.runner.get(row.id)
             if row.state == "unsaved":  # paid, not written: asking again tries the save again
                 row = state.runner.retry_save(row.id, output)
             elif output is not None:
@@ -82,7 +86,9 @@ def register(mcp: MCPServer[Any]) -> None:
                                             f"{row.id} is {row.state}.")
             started = Started(row, False)
         row = await follow(ctx, started, wait_s) if started.row.active else started.row
-        return await _status_result(state, row, base)
+        spend = state.ledger.spend()  # after the wait: what the job came to counts now
+        base.update(spent_usd=spend["spent_usd"], committed_usd=spend["committed_usd"])
+        return await _status_result(state, row, base, note)
 
     @mcp.tool(title="Cancel job", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True))
@@ -119,9 +125,9 @@ def _adopt(state: Studio, model: str | None, request_id: str) -> Started:
                               task=endpoint.task, kind=found.model.kind, shape=endpoint.output)
 
 
-async def _status_result(state: Studio, row: JobRow, base: dict[str, Any]) -> CallToolResult:
+async def _status_result(state: Studio, row: JobRow, base: dict[str, Any], note: str = "") -> CallToolResult:
     try:
-        result = await as_tool_result(state, row)
+        result = await as_tool_result(state, row, note=note)
     except ToolError:
         raise
     payload = QueueStatus(job=JobResult.model_validate(result.structured_content), **base)

@@ -1,0 +1,164 @@
+"""Lost submits are settled, not left unknown (issue 9 item 7): the job is looked up at the provider and
+adopted (one match), released (none), or explained (several, or no way to look). Replicate's create is
+no longer held open while its id is unknown, so a server killed during a slow create recovers the job."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from aivp.app import build_server
+from aivp.settings import Settings
+
+from .conftest import make_settings, ok
+
+pytestmark = pytest.mark.anyio
+TOKEN = "r8_test-token-0123456789"
+MODEL = "flux-schnell"
+
+
+def settings_for(project: Path, sandbox: Any, **overrides: Any) -> Settings:
+    return make_settings(project, sandbox, keys={"fal": None, "replicate": TOKEN}, **overrides)
+
+
+def creates(sandbox: Any) -> int:
+    return sum(1 for r in sandbox.requests if r.route == "replicate_create")
+
+
+async def lost(c: Client, prompt: str, sandbox: Any, *, processed: bool = True, fresh: bool = False) -> str:
+    """Make a create whose answer never arrives (after the sandbox took it, or before); return the job id."""
+    sandbox.fault("replicate_create", action="drop", after=processed)
+    r = await c.call_tool("generate_image", {"prompt": prompt, "model": MODEL, "fresh": fresh})
+    assert r.is_error and "unknown" in r.content[0].text
+    listing = (await c.call_tool("queue_status", {})).structured_content
+    assert listing is not None
+    return str(next(j["job_id"] for j in listing["recent"] if j["status"] == "unknown"))
+
+
+async def test_one_match_is_adopted_and_lands_at_the_requested_output(project: Path, sandbox: Any) -> None:
+    async with Client(build_server(settings_for(project, sandbox))) as c:
+        sandbox.fault("replicate_create", action="drop", after=True)
+        r = await c.call_tool("generate_image", {"prompt": "a lost answer", "model": MODEL,
+                                                 "output": "image/styles/lost.png"})
+        assert r.is_error and "unknown" in r.content[0].text
+        status = await ok(c, "queue_status", {})
+        job_id = status["recent"][0]["job_id"]
+        assert status["committed_usd"] > 0  # an unknown submit counts until settled
+        done = await ok(c, "queue_status", {"job_id": job_id, "wait_s": 20})
+        assert done["job"]["status"] == "completed" and done["job"]["files"][0]["path"] == "image/styles/lost.png"
+        assert done["job"]["cost_usd"] > 0 and done["committed_usd"] == 0
+    assert creates(sandbox) == 1 and sandbox.submission_count() == 1
+    record = json.loads((project / "image/log/lost.json").read_text())
+    assert record["job_id"] == job_id and record["cost_usd"] > 0
+
+
+async def test_none_found_releases_the_estimate(project: Path, sandbox: Any) -> None:
+    async with Client(build_server(settings_for(project, sandbox, settle_after_s=0.0))) as c:
+        job_id = await lost(c, "never taken", sandbox, processed=False)
+        r = await c.call_tool("queue_status", {"job_id": job_id})
+        assert r.is_error and "not there" in r.content[0].text and "nothing was charged" in r.content[0].text
+        status = await ok(c, "queue_status", {})
+        row = next(j for j in status["recent"] if j["job_id"] == job_id)
+        assert row["status"] == "failed" and row["cost_usd"] == 0 and status["committed_usd"] == 0
+        again = await ok(c, "generate_image", {"prompt": "never taken", "model": MODEL})
+        assert again["status"] == "completed"  # no longer refused as 'unknown'
+    assert sandbox.submission_count() == 1
+
+
+async def test_none_found_soon_after_the_submit_is_not_settled_yet(project: Path, sandbox: Any) -> None:
+    async with Client(build_server(settings_for(project, sandbox))) as c:  # listings may lag: 30 s grace
+        job_id = await lost(c, "too early to tell", sandbox, processed=False)
+        r = await c.call_tool("queue_status", {"job_id": job_id})
+        assert r.is_error and "does not list it yet" in r.content[0].text
+        status = await ok(c, "queue_status", {})
+        assert next(j for j in status["recent"] if j["job_id"] == job_id)["status"] == "unknown"
+
+
+async def test_several_matches_are_named_not_guessed(project: Path, sandbox: Any) -> None:
+    async with Client(build_server(settings_for(project, sandbox))) as c:
+        first = await lost(c, "twice lost", sandbox)
+        sandbox.fault("replicate_create", action="drop", after=True)
+        r = await c.call_tool("generate_image", {"prompt": "twice lost", "model": MODEL, "fresh": True})
+        assert r.is_error
+        r = await c.call_tool("queue_status", {"job_id": first})
+        assert r.is_error and "2 requests at replicate match it" in r.content[0].text
+    assert sandbox.submission_count() == 2
+
+
+async def test_a_refused_lookup_says_it_cannot_reconcile(project: Path, sandbox: Any) -> None:
+    async with Client(build_server(settings_for(project, sandbox))) as c:
+        job_id = await lost(c, "no right to look", sandbox)
+        sandbox.fault("replicate_list", status=403, body={"detail": "You do not have permission."})
+        r = await c.call_tool("queue_status", {"job_id": job_id})
+        assert r.is_error and "cannot look it up" in r.content[0].text and "403" in r.content[0].text
+
+
+async def test_byteplus_keeps_the_honest_unknown(project: Path, sandbox: Any) -> None:
+    settings = make_settings(project, sandbox, keys={"fal": None, "byteplus": "ark-test-key-0123456789"})
+    async with Client(build_server(settings)) as c:
+        sandbox.fault("byteplus_generate", status=500, body={"error": {"code": "InternalServiceError",
+                                                                       "message": "boom"}})
+        r = await c.call_tool("generate_image", {"prompt": "synchronous", "model": "seedream-4.5"})
+        assert r.is_error and "unknown" in r.content[0].text
+        job_id = (await ok(c, "queue_status", {}))["recent"][0]["job_id"]
+        r = await c.call_tool("queue_status", {"job_id": job_id})
+        assert r.is_error and "keeps no list of requests" in r.content[0].text
+
+
+@pytest.mark.slow
+async def test_replicate_killed_during_a_slow_create_recovers_with_one_create(project: Path, sandbox: Any) -> None:
+    # The create's answer is held back 8 s by the sandbox (after it took the prediction); the server is
+    # SIGKILLed while it waits, then restarted: it finds the prediction by time and input.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIVP_", "FAL_", "REPLICATE_"))}
+    env.update(sandbox.env())
+    env.update({"REPLICATE_API_TOKEN": TOKEN, "AIVP_PROJECT_DIR": str(project), "AIVP_PROVIDERS": "replicate"})
+    env.pop("FAL_KEY", None)
+    sandbox.fault("replicate_create", action="stall", delay=8, after=True)
+    proc = subprocess.Popen([sys.executable, "-m", "aivp", "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        def send(msg: dict[str, Any]) -> None:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(msg) + "\n")
+            proc.stdin.flush()
+
+        send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
+        proc.stdout.readline()
+        send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "generate_image", "arguments": {
+            "prompt": "slow create [sandbox:slow=1]", "model": MODEL, "output": "image/styles/slow.png", "wait_s": 0}}})
+        deadline = time.monotonic() + 20
+        while sandbox.submission_count() < 1:  # the sandbox has the prediction; its answer is held back
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with sqlite3.connect(project / ".aivp" / "ledger.sqlite3") as db:
+            assert db.execute("SELECT state FROM jobs").fetchone()[0] == "submitting"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc.stdin.close()
+        proc.stdout.close()
+    settings = settings_for(project, sandbox)
+    async with Client(build_server(settings)) as c:
+        with anyio.fail_after(30):
+            while True:
+                status = await ok(c, "queue_status", {})
+                if status["recent"][0]["status"] in ("queued", "running", "fetching", "completed"):
+                    break
+                await anyio.sleep(0.1)
+        done = await ok(c, "queue_status", {"job_id": status["recent"][0]["job_id"], "wait_s": 20})
+    assert done["job"]["status"] == "completed" and (project / "image/styles/slow.png").is_file()
+    assert creates(sandbox) == 1
