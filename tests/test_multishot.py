@@ -55,6 +55,11 @@ async def test_dialogue_scene_split_into_shots(client: Client, cast: Path, sandb
     again = await ok(client, "multi_shot_video", {"shots": shots, "elements": ELEMENTS, "split": True, "audio": True,
                                                   "master_prompt": "Lantern room at night, storm outside."})
     assert again["reused"] and sandbox.submission_count() == 1 and len(again["files"]) == 4
+    for n, (shot, want) in enumerate(zip(shots, (4, 3, 5), strict=True), start=1):  # every file has its record
+        part = json.loads((cast / f"video/log/shot-0{n + 2}.json").read_text())
+        assert part["file"] == shot["output"] and part["group"]["file"] == "video/clips/group-01.mp4"
+        assert part["group"]["job_id"] == job["job_id"] and part["prompt"] == shot["prompt"] and part["duration"] == want
+        assert part["cost_usd"] == 0 and part["group"]["cost_usd"] == record["cost_usd"]  # paid once, on the group
 
 
 async def test_start_frame_uses_image_to_video(client: Client, cast: Path, sandbox: Any) -> None:

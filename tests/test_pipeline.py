@@ -79,6 +79,9 @@ async def test_run_makes_every_file_then_a_second_run_submits_nothing(client: Cl
     assert all(s["status"] == "exists" for s in again["steps"])
     status = await ok(client, "run_storyboard", {"mode": "status"})
     assert [s["status"] for s in status["shots"]] == ["done"] * 6
+    plan = await ok(client, "run_storyboard", {"mode": "plan"})  # without multi_shot: still what made the files
+    made = {s["key"]: (s["model"], s["mode"]) for s in plan["steps"]}
+    assert made["clip:03"] == ("kling-o3-pro", "MULTI") and made["clip:01"][1] in ("I2V", "FLF")
 
 
 @pytest.mark.slow

@@ -84,6 +84,28 @@ def build_record(row: JobRow, out: dict[str, Any], index: int, count: int) -> di
     return {k: v for k, v in record.items() if v is not None}
 
 
+def shot_record(row: JobRow, out: dict[str, Any]) -> dict[str, Any]:
+    """The record of one shot cut from a multi-shot clip: what that shot was asked for, and its group.
+
+    The group's job was paid once; its cost stays on the group's record (`group.cost_usd`), so adding up
+    records never counts it twice."""
+    shot = next((s for s in row.spec.shots if s.index == out.get("shot")), None)
+    record: dict[str, Any] = {
+        "id": PurePosixPath(out["path"]).stem, "type": "clip", "file": out["path"], "model": row.spec.model or row.model_id,
+        "endpoint": row.endpoint, "provider": row.provider, "mode": row.spec.mode, "status": row.state,
+        "job_id": row.id, "prompt": shot.prompt if shot else None, "sent_prompt": shot.sent_prompt if shot else None,
+        "duration": shot.duration if shot else None, "shot_in_group": out.get("shot"),
+        "group": {"file": out.get("split_of"), "job_id": row.id, "cost_usd": row.cost_usd,
+                  "shots": len(row.spec.shots)},
+        "cost_usd": 0.0,
+        "output": {k: out.get(k) for k in ("bytes", "width", "height", "duration_s", "has_audio", "poster")
+                   if out.get(k) is not None},
+        "elements": row.spec.record.get("elements"),
+        "timestamp": row.finished_at or now_iso(),
+    }
+    return {k: v for k, v in record.items() if v is not None}
+
+
 def output_kind(row: JobRow, out: dict[str, Any]) -> str:
     return str(out.get("kind", "image")) if row.spec.kind == "auto" else row.spec.kind
 
@@ -95,7 +117,8 @@ def write_records(project: Project, row: JobRow) -> list[PlanRow]:
     rows: list[PlanRow] = []
     for i, out in enumerate(row.outputs):
         kind = output_kind(row, out)
-        if out.get("split_of"):  # the group's record lists its shots; a split clip gets a plan row, not a record
+        if out.get("split_of"):  # a shot cut from a multi-shot clip: its own record, pointing at its group
+            project.write_json(project.record_path("video", project.root / out["path"]), shot_record(row, out))
             rows.append(PlanRow("video", out["path"], layout.plan_type(out["path"]), "done"))
             continue
         project.write_json(project.record_path(kind, project.root / out["path"]), build_record(row, out, i, len(main)))

@@ -70,6 +70,8 @@ async def estimate(state: Studio, steps: list[Step]) -> None:
     """Fill model, endpoint, mode and cost of each step to do, by a dry run: nothing is sent."""
     planned = frozenset(t for s in steps if s.status != "exists" for t in s.targets)
     for s in steps:
+        if s.status == "exists" and _made_by(state, s):
+            continue  # the plan shows what made the file, not what would make it now
         try:
             req, _ = prepare(state, s.make(state, planned), dry_run=True, planned=planned)
         except AivpError as exc:
@@ -77,6 +79,17 @@ async def estimate(state: Studio, steps: list[Step]) -> None:
             continue
         s.model, s.endpoint, s.mode = req.built.model.id, req.built.route.endpoint, req.mode
         s.estimate_usd = 0.0 if s.status == "exists" else req.estimate.usd
+
+
+def _made_by(state: Studio, step: Step) -> bool:
+    """Fill an existing step's model, endpoint and mode from the record of its first file; False without one."""
+    kind = "video" if step.plan_kind == "video" else "image"
+    record = state.project.read_json(state.project.record_path(kind, state.project.root / step.targets[0]))
+    if not record.get("model"):
+        return False
+    step.model, step.endpoint = str(record["model"]), str(record.get("endpoint") or record["model"])
+    step.mode, step.estimate_usd = str(record.get("mode") or "-"), 0.0
+    return True
 
 
 def write_plan_rows(state: Studio, steps: list[Step]) -> None:
