@@ -8,7 +8,7 @@ from pathlib import Path
 import aivp
 
 PACKAGE = Path(aivp.__file__).resolve().parent
-WRITERS = {"jobs/runner.py", "jobs/drive.py", "ledger.py"}
+WRITERS = {"jobs/runner.py", "jobs/drive.py", "jobs/reconcile.py", "ledger.py"}
 STATE_CALLS = re.compile(r"\bledger\.(insert|update|claim|heartbeat|release)\(")
 
 

@@ -320,15 +320,18 @@ def test_spend_sums_costs_and_commitments(ledger: Ledger) -> None:
 
 
 def test_upload_cache_expires(ledger: Ledger) -> None:
-    ledger.remember_upload("abc", "fal", "https://cdn/one.png", 10)
-    assert ledger.cached_upload("abc", "fal", max_age_s=3600) == "https://cdn/one.png"
-    assert ledger.cached_upload("abc", "replicate", max_age_s=3600) is None  # per provider
-    assert ledger.cached_upload("other", "fal", max_age_s=3600) is None
+    ledger.remember_upload("abc", "fal", "cdn-a", "https://cdn/one.png", 10)
+    assert ledger.cached_upload("abc", "fal", "cdn-a", max_age_s=3600) == "https://cdn/one.png"
+    assert ledger.cached_upload("abc", "replicate", "cdn-a", max_age_s=3600) is None  # per provider
+    assert ledger.cached_upload("abc", "fal", "cdn-b", max_age_s=3600) is None  # per host (a sandbox's links)
+    assert ledger.cached_upload("other", "fal", "cdn-a", max_age_s=3600) is None
     ledger._db.execute("UPDATE uploads SET created_at = '2020-01-01T00:00:00.000Z'")
-    assert ledger.cached_upload("abc", "fal", max_age_s=3600) is None  # older than the link lives
-    assert ledger.cached_upload("abc", "fal", max_age_s=1e10) == "https://cdn/one.png"
-    ledger.remember_upload("abc", "fal", "https://cdn/two.png", 10)  # uploaded again: replaces, fresh
-    assert ledger.cached_upload("abc", "fal", max_age_s=3600) == "https://cdn/two.png"
+    assert ledger.cached_upload("abc", "fal", "cdn-a", max_age_s=3600) is None  # older than the link lives
+    assert ledger.cached_upload("abc", "fal", "cdn-a", max_age_s=1e10) == "https://cdn/one.png"
+    ledger.remember_upload("abc", "fal", "cdn-a", "https://cdn/two.png", 10)  # uploaded again: replaces, fresh
+    assert ledger.cached_upload("abc", "fal", "cdn-a", max_age_s=3600) == "https://cdn/two.png"
+    ledger.forget_upload("abc", "fal")
+    assert ledger.cached_upload("abc", "fal", "cdn-a", max_age_s=3600) is None
 
 
 def test_local_copy_matches_the_url_literally(ledger: Ledger) -> None:

@@ -337,10 +337,12 @@ class Ledger:
 
     # ---------------------------------------------------------------- uploads
 
-    def cached_upload(self, sha256: str, provider: str, max_age_s: float) -> str | None:
+    def cached_upload(self, sha256: str, provider: str, scope: str, max_age_s: float) -> str | None:
+        """The URL of an earlier upload of these bytes to this provider at these base URLs, while it is fresh."""
         with self._lock:
             row = self._db.execute(
-                "SELECT url, created_at FROM uploads WHERE sha256 = ? AND provider = ?", (sha256, provider)
+                "SELECT url, created_at FROM uploads WHERE sha256 = ? AND provider = ? AND scope = ?",
+                (sha256, provider, scope),
             ).fetchone()
         if row is None:
             return None
@@ -349,8 +351,12 @@ class Ledger:
             return None
         return str(row["url"])
 
-    def remember_upload(self, sha256: str, provider: str, url: str, size: int) -> None:
+    def remember_upload(self, sha256: str, provider: str, scope: str, url: str, size: int) -> None:
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?, ?)", (sha256, provider, url, size, now_iso())
-            )
+            db.execute("INSERT OR REPLACE INTO uploads (sha256, provider, url, size, created_at, scope) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (sha256, provider, url, size, now_iso(), scope))
+
+    def forget_upload(self, sha256: str, provider: str) -> None:
+        """A provider could not read an earlier upload: it is not offered again."""
+        with self._tx() as db:
+            db.execute("DELETE FROM uploads WHERE sha256 = ? AND provider = ?", (sha256, provider))

@@ -73,3 +73,13 @@ migration(
     CREATE INDEX jobs_owner ON jobs(owner)
     """,
 )
+
+
+# An upload URL belongs to the provider's host it was made on: a project used with a sandbox (aivp demo)
+# and then with fal must not hand fal the sandbox's links. Earlier rows have no scope and match nothing.
+migration(
+    "m003_upload_scope",
+    """
+    ALTER TABLE uploads ADD COLUMN scope TEXT NOT NULL DEFAULT ''
+    """,
+)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -37,14 +36,14 @@ from ..inputs import InputRef, iter_inputs, map_inputs
 from ..ledger import JobRow, Ledger, StateChanged, now_iso
 from ..project import Project
 from ..providers import spec_for
-from ..providers.base import Canceled, Completed, Handle, Lookup, Provider, Queued, Running
+from ..providers.base import Canceled, Completed, Handle, Provider, Queued, Running
 from ..providers.http import RetryPolicy
 from ..settings import Settings
 from . import outputs, records
 from .owners import STALE_S, new_owner, owner_dead
 from .progress import Watchers
 from .request import record_payload
-from .uploads import upload_inputs
+from .uploads import reupload, upload_inputs, uploaded_files
 
 log = logging.getLogger("aivp.jobs")
 
@@ -61,7 +60,8 @@ class JobDriver:
         self.client = client
         self._tg: TaskGroup | None = None
         self._live = Watchers()
-        self._payloads: dict[str, dict[str, Any]] = {}  # native payloads of jobs created here, until submitted
+        # native payloads of jobs created here, until submitted, and whether to upload their files afresh
+        self._payloads: dict[str, tuple[dict[str, Any], bool]] = {}
         # Only the local work (downloads, checks) is bounded: submits queue at the provider, not here.
         self._downloads = anyio.Semaphore(settings.max_parallel_downloads)
         self.policy = RetryPolicy(settings.retry_attempts, settings.retry_base_s, settings.retry_cap_s)
@@ -132,6 +132,9 @@ class JobDriver:
         except JobNotFound as exc:  # the provider forgot the request (expired): nothing more to follow
             self._finish(job_id, "failed", error=f"{exc} The job cannot be followed any more.", error_code=exc.code)
         except JobFailed as exc:
+            if exc.error_type == "file_download_error" and await self._resend_with_new_uploads(job_id, provider):
+                await self._drive_once(job_id)  # follow the new request
+                return
             self._finish(job_id, "failed", error=str(exc), error_code=exc.code, cost_usd=_failed_cost(exc))
         except OutputLost as exc:
             self._finish(job_id, "failed", error=str(exc), error_code=exc.code,
@@ -140,24 +143,32 @@ class JobDriver:
             self.ledger.update(job_id, error=str(exc), error_code=exc.code)
 
     async def _submit(self, row: JobRow, provider: Provider) -> Handle | None:
-        payload = self._payloads.pop(row.id, None)
-        if payload is None:
+        pending = self._payloads.pop(row.id, None)
+        if pending is None:
             self._finish(row.id, "failed", error="The submit was interrupted before it was sent; nothing was charged. "
                                                "Call the tool again.", error_code="interrupted", cost_usd=0.0)
             return None
+        payload, fresh = pending
         self._live.publish(row, "uploading inputs" if iter_inputs(payload) else "submitting")
         try:
-            await upload_inputs(self.ledger, provider, payload)
+            await upload_inputs(self.ledger, provider, payload, fresh=fresh)
         except AivpError as exc:
             self._finish(row.id, "failed", error=f"An input could not be uploaded, so nothing was submitted or "
                                                  f"charged: {exc}", error_code=exc.code, cost_usd=0.0)
             return None
+        return await self._send(row, provider, map_inputs(payload, InputRef.wire), record_payload(payload),
+                                expect=("pending",))
+
+    async def _send(self, row: JobRow, provider: Provider, wire: dict[str, Any], record: dict[str, Any], *,
+                    expect: tuple[str, ...]) -> Handle | None:
+        """The submit itself: the ledger says 'submitting' first, so a crash from here on is never resent."""
         try:
-            self.ledger.update(row.id, state="submitting", request=record_payload(payload), expect=("pending",))
+            self.ledger.update(row.id, state="submitting", request=record, request_id=None, handle=None, result=None,
+                               expect=expect)
         except StateChanged:  # cancelled meanwhile, or taken by another process: not ours to send
             return None
         try:
-            handle = await provider.submit(row.endpoint, map_inputs(payload, InputRef.wire), shape=row.spec.shape)
+            handle = await provider.submit(row.endpoint, wire, shape=row.spec.shape)
         except SubmitUncertain as exc:
             self._mark_unknown(row.id, str(exc))
             self.settle_soon(row.id, self.settings.settle_after_s)  # once the provider's list has caught up
@@ -169,6 +180,23 @@ class JobDriver:
                            submitted_at=now_iso())
         self._live.publish(self.get(row.id))
         return handle
+
+    async def _resend_with_new_uploads(self, job_id: str, provider: Provider) -> bool:
+        """The provider could not download an input aivp uploaded earlier (a link that expired, or one made on a
+        sandbox): upload the files again and resubmit, once. True when the new request is on its way."""
+        row = self.get(job_id)
+        if not uploaded_files(row.request) or any(e["state"] == "reuploaded" for e in self.ledger.events(job_id)):
+            return False
+        try:
+            wire, record = await reupload(self.ledger, provider, self.project, row.request)
+        except AivpError as exc:
+            log.info("job %s: cannot upload its inputs again (%s)", job_id, exc)
+            return False
+        note = (f"{row.provider} could not download an input aivp had uploaded before (the link was gone); aivp "
+                "uploaded it again and resubmitted once. The refused attempt was not charged.")
+        self.ledger.update(job_id, event="reuploaded", detail=f"after request {row.request_id}",
+                           spec=row.spec.with_warnings([note]))
+        return await self._send(self.get(job_id), provider, wire, record, expect=(row.state,)) is not None
 
     async def _follow(self, row: JobRow, provider: Provider) -> bool:
         """Follow the remote job to COMPLETED; True when it is ready to fetch."""
@@ -279,47 +307,8 @@ class JobDriver:
             "output='<another project path>') to save it under another name. Nothing will be paid again."))
 
     async def settle(self, job_id: str) -> str:
-        """Look an 'unknown' job (its submit's answer was lost) up at the provider, and settle it.
-
-        Found once: followed from there, landing at the requested output with its cost. Not there well
-        after the submit: failed as never submitted, its estimate released. Several, or no way to look
-        (BytePlus keeps no list; a key without the right scope): left unknown, saying so. Returns what happened.
-        """
-        row = self.get(job_id)
-        if row.state != "unknown":
-            return f"Job {row.id} is {row.state}."
-        provider = self.providers[row.provider]
-        sent_at = _submit_time(self.ledger.events(row.id)) or _parse_time(row.created_at)
-        now = datetime.now(UTC)
-        try:
-            found = await provider.find_submission(row.endpoint, row.request, sent_at - timedelta(seconds=60),
-                                                   now + timedelta(seconds=5))
-        except AivpError as exc:
-            found = Lookup("cannot", reason=str(exc))
-        if found.outcome == "found" and found.handle is not None:
-            try:
-                self.ledger.update(row.id, state="queued", request_id=found.handle.request_id,
-                                   handle=found.handle.to_json(), submitted_at=_iso(sent_at), finished_at=None,
-                                   error=None, error_code=None, event="reconciled", expect=("unknown",))
-            except StateChanged:
-                return f"Job {row.id} was settled by another call meanwhile."
-            self._live.restart(row.id)
-            self._spawn(row.id)
-            return (f"Found the request at {row.provider} ({found.handle.request_id}): aivp follows it and saves its "
-                    "result at the output asked for.")
-        if found.outcome == "none" and (now - sent_at).total_seconds() >= self.settings.settle_after_s:
-            self._finish(row.id, "failed", cost_usd=0.0, error_code="not_submitted", error=(
-                f"aivp looked for this request at {row.provider} (sent {_iso(sent_at)}) and it is not there: the submit "
-                "never reached the provider, and nothing was charged. Call the tool again."))
-            return f"Not at {row.provider}: settled as never submitted; its estimate no longer counts as spent."
-        said = {
-            "none": f"{row.provider} does not list it yet; aivp looks again when asked (queue_status) in a minute",
-            "several": (f"{found.count} requests at {row.provider} match it, so aivp cannot tell which is this one; "
-                        f"adopt the right one with queue_status(model=..., request_id=...)"),
-            "cannot": f"aivp cannot look it up at {row.provider} ({found.reason})",
-        }[found.outcome]
-        self.ledger.update(row.id, event="lookup", detail=said)
-        return f"{said}. Check {dashboard(provider)}; to submit it again anyway, call the tool with fresh=true."
+        """Look an 'unknown' job up at its provider and settle it: see reconcile.Reconciler."""
+        raise NotImplementedError
 
     def settle_soon(self, job_id: str, delay: float = 0.0) -> None:
         """Settle an 'unknown' job in the background after `delay` seconds (a lookup never fails the server)."""
@@ -355,20 +344,6 @@ def _refused_for_good(exc: ProviderHTTPError, *, adopted: bool) -> bool:
     if not 400 <= status < 500 or status in (401, 408, 409, 429):
         return False
     return adopted or status != 403
-
-
-def _submit_time(events: list[dict[str, Any]]) -> datetime | None:
-    """When the submit left: the last 'submitting' event of the job."""
-    times = [_parse_time(e["at"]) for e in events if e.get("state") == "submitting"]
-    return times[-1] if times else None
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _failed_cost(exc: JobFailed) -> float | None:

@@ -23,7 +23,8 @@ from ..jobspec import JobSpec
 from ..ledger import ACTIVE_STATES, JobRow, StateChanged, now_iso
 from ..providers.base import Handle
 from . import outputs
-from .drive import JobDriver, dashboard
+from .drive import dashboard
+from .reconcile import Reconciler
 from .owners import HEARTBEAT_S, LIVE_OWNERS
 from .progress import Progress, describe_state
 from .request import JobRequest, record_payload
@@ -37,7 +38,7 @@ class Started:
     created: bool  # False: an identical job was reused (completed) or joined (in flight)
 
 
-class JobRunner(JobDriver):
+class JobRunner(Reconciler):
     """Owns every job of one project for the life of the server."""
 
     # ---------------------------------------------------------------- life cycle
@@ -127,7 +128,7 @@ class JobRunner(JobDriver):
             estimate_usd=round(req.estimate.usd, 6), reuse=reuse, guard=within_budget, owner=self.owner,
         )
         if created:
-            self._payloads[row.id] = b.payload
+            self._payloads[row.id] = (b.payload, req.fresh)
             self._spawn(row.id)
         elif row.active:
             self._spawn(row.id)  # a job left by another server process or a stalled follow

@@ -146,6 +146,11 @@ class ProviderBase(ABC):
         """Where a person finds the provider's record of a job."""
         return self.spec.dashboard
 
+    @property
+    def upload_scope(self) -> str:
+        """Where this provider's uploads live: its base URLs (a sandbox's links are not fal's)."""
+        return ",".join(sorted(self.settings.urls.get(self.name, {}).values()))
+
     def base_url(self, role: str = "api") -> str:
         return self.settings.url(self.name, role)
 

@@ -67,6 +67,7 @@ def register(mcp: MCPServer[Any]) -> None:
     async def upload_file(
         path: Annotated[str, Field(min_length=1, description="A file inside the project (or an extra root), e.g. image/characters/elena-front.png.")],
         ctx: Context[Any, Any],
+        fresh: Annotated[bool, Field(description="Upload again even if these bytes were uploaded before (a link that stopped working).")] = False,
     ) -> Uploaded:
         """Put a project file on fal's CDN and return its URL (anyone with the URL can fetch it).
 
@@ -76,6 +77,6 @@ def register(mcp: MCPServer[Any]) -> None:
         ref = resolve_input(state.project, path, expect="any", max_bytes=state.settings.max_upload_bytes, what="file")
         if ref.kind != "path" or ref.path is None or ref.sha256 is None:
             raise InputFileError("upload_file takes a project path; URLs and data: URIs are already remote.")
-        url, cached = await upload(state.ledger, state.runner.providers["fal"], ref)
+        url, cached = await upload(state.ledger, state.runner.providers["fal"], ref, fresh=fresh)
         return Uploaded(url=url, path=ref.rel or path, sha256=ref.sha256, bytes=ref.size or 0,
                         mime=ref.mime or "application/octet-stream", cached=bool(cached))
