@@ -52,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands = {"serve": _serve, "sandbox": _sandbox, "demo": _demo, "models": _models, "jobs": _jobs,
                 "run-storyboard": _run_storyboard}
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except BrokenPipeError:  # `aivp models | head`: the reader left; stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -12,8 +12,12 @@ import difflib
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.server.mcpserver.tools.base import Tool
+from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
+
+INVALID_PARAMS = -32602  # JSON-RPC: invalid method parameters
 
 
 def unknown_arguments(tool: str, arguments: dict[str, Any], known: list[str]) -> str | None:
@@ -71,3 +75,20 @@ class StrictTool(Tool):
         except ValidationError as exc:
             raise ToolError(plain_errors(self.name, exc)) from None
         return await super().run(arguments, context, convert_result)
+
+
+class StrictPrompt(Prompt):
+    """A prompt that answers a missing or unknown argument with an invalid-params error naming it (the SDK's
+    plain ValueError reached clients as "MCP error 0")."""
+
+    async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
+        given = arguments or {}
+        args = self.arguments or []
+        missing = [a for a in args if a.required and a.name not in given]
+        refusal = unknown_arguments(f"The prompt {self.name}", given, [a.name for a in args])
+        if missing:
+            need = "; ".join(f"{a.name} ({a.description or 'required'})" for a in missing)
+            raise MCPError(INVALID_PARAMS, f"The prompt {self.name} needs {need}.")
+        if refusal is not None:
+            raise MCPError(INVALID_PARAMS, refusal)
+        return await super().render(arguments, context)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import FileResource
+from pydantic import Field
 
 from ..errors import AivpError
 from .common import job_result, state_of
@@ -83,7 +84,11 @@ def register(mcp: MCPServer[Any]) -> None:
         return path.read_text(encoding="utf-8") if path.is_file() else f"# No {kind}/plan.md yet\n"
 
     @mcp.prompt(title="Animate a keyframe")
-    def animate_keyframe(keyframe: str, motion: str, duration: str = "5") -> str:
+    def animate_keyframe(
+        keyframe: Annotated[str, Field(description="The image to animate, e.g. image/frames/shot-01-ff.png")],
+        motion: Annotated[str, Field(description="What moves and how the camera moves, in a sentence or two")],
+        duration: Annotated[str, Field(description="Seconds, e.g. 5")] = "5",
+    ) -> str:
         """Turn a keyframe into a clip with the right model and a well-formed motion prompt."""
         return (
             f"Animate the keyframe `{keyframe}` into a {duration}-second clip.\n\n"
@@ -100,7 +105,11 @@ def register(mcp: MCPServer[Any]) -> None:
         )
 
     @mcp.prompt(title="Character sheet")
-    def character_sheet(name: str, description: str, style: str = "cinematic, photorealistic") -> str:
+    def character_sheet(
+        name: Annotated[str, Field(description="The character's name, e.g. Mara")],
+        description: Annotated[str, Field(description="Looks and outfit, word for word as every later prompt will say it")],
+        style: Annotated[str, Field(description="Visual style, e.g. cinematic, photorealistic")] = "cinematic, photorealistic",
+    ) -> str:
         """Make consistent front, side and back views of a character for later shots."""
         slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-") or "character"
         return (
@@ -116,7 +125,10 @@ def register(mcp: MCPServer[Any]) -> None:
         )
 
     @mcp.prompt(title="Storyboard to clips")
-    def storyboard_to_clips(multi_shot: str = "no", shots: str = "") -> str:
+    def storyboard_to_clips(
+        multi_shot: Annotated[str, Field(description="yes: dialogue scenes as Kling multi-shot calls; no (default)")] = "no",
+        shots: Annotated[str, Field(description="Only these shots, e.g. 1, 3 (default: all)")] = "",
+    ) -> str:
         """Turn the project's storyboard into portraits, keyframes and clips: plan and show the cost, then run and report.
 
         multi_shot: "yes" renders dialogue scenes as Kling multi-shot calls; shots: e.g. "1, 3" (default: all)."""

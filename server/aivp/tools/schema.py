@@ -42,10 +42,12 @@ def compact(node: Any, *, root: bool = True, descriptions: bool = True) -> Any:
 
 def compact_tools(server: Any) -> None:
     """Compact every registered tool's schemas in place and make it refuse unknown arguments (StrictTool)."""
-    from .arguments import StrictTool
+    from .arguments import StrictPrompt, StrictTool
 
     for tool in server._tool_manager.list_tools():  # the SDK has no public setter; these fields are read live
         tool.parameters = {**compact(tool.parameters), "additionalProperties": False}
         if tool.fn_metadata.output_schema is not None:
             tool.fn_metadata.output_schema = compact(tool.fn_metadata.output_schema, descriptions=False)
         tool.__class__ = StrictTool  # same fields, a stricter run(): the manager calls tool.run(...)
+    for prompt in server._prompt_manager.list_prompts():
+        prompt.__class__ = StrictPrompt
