@@ -50,6 +50,7 @@ class ReviewServer:
     def _bind(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY on accept
         sock.bind(("127.0.0.1", self.port))  # loopback only, always
+        sock.listen(128)  # a browser opening the printed link waits in the backlog until uvicorn serves
         self.port = sock.getsockname()[1]
         return sock
 
