@@ -2,7 +2,7 @@
 sandbox: candidates, lightbox, select, delete, regenerate, animate, clips that play and seek, marking
 a clip failed, the board following a run live, and the page as an MCP App inside a minimal test host.
 
-One browser and one prepared project for the module; screenshots go to tests/artifacts/review/.
+One browser (the only ones in the suite) and one prepared project for the module; screenshots go to tests/artifacts/review/.
 These tests are synchronous: Playwright's sync API drives the browser, and the aivp servers run in
 threads (the review server in its own, the test host's MCP client in an anyio portal).
 """
@@ -33,6 +33,7 @@ from aivp.review.serve import ReviewServer
 
 from .conftest import make_settings
 
+pytestmark = pytest.mark.slow  # one browser and one storyboard run for the module: ~15 s of setup
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
@@ -54,8 +55,10 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser for the module (the only one that uses it). Playwright's sync API runs an event loop in
+    this thread while it is open, so it must be closed before the anyio tests of later modules run."""
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"no {CHROMIUM}: install Debian's chromium (scripts/bootstrap does it as root) to run the browser tests")
     try:

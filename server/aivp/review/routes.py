@@ -6,7 +6,13 @@
     GET  /files/<path>     a project file through the containment check, with HTTP range requests
 
 The routes hold no auth of their own: `aivp review` wraps them in `TokenGate` (auth.py); a server that
-mounts them puts its own auth in front. All URLs in the page are relative, so they work under a prefix.
+mounts them puts its own auth in front. All URLs in the page are relative, so they work under a prefix
+that ends in a slash. Mounting them in another Starlette app (e.g. `aivp serve --http`):
+
+    slot = Slot()                                    # filled in that app's lifespan:
+    #   async with Client(build_server(settings)) as c: slot.backend = ClientBackend(c); yield
+    app.router.routes.append(Mount("/review", routes=review_routes(slot, settings.project_dir)))
+    # behind the app's auth; the page is then at /review/ (a Backend may also call that app's own server)
 """
 
 from __future__ import annotations
