@@ -57,11 +57,13 @@ def build_server(settings: Settings) -> MCPServer[Studio]:
         if isinstance(ledger, Ledger):
             ledger.close()
 
+    from .tools import assets, batch, candidates, catalog, generate, jobs, multishot, resources, review, storyboard
+
     server: MCPServer[Studio] = MCPServer(
         "aivp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
         log_level=settings.log_level,  # type: ignore[arg-type]
+        extensions=[review.apps()],  # MCP Apps: the review page as ui:// resources
     )
-    from .tools import assets, batch, candidates, catalog, generate, jobs, multishot, resources, storyboard
 
     generate.register(server)
     multishot.register(server)
@@ -72,6 +74,7 @@ def build_server(settings: Settings) -> MCPServer[Studio]:
     jobs.register(server)
     catalog.register(server)
     resources.register(server)
+    review.register(server)
     from .tools.schema import compact_tools
 
     compact_tools(server)

@@ -1,4 +1,4 @@
-"""The `aivp` command: serve (stdio MCP), sandbox, demo, models, jobs."""
+"""The `aivp` command: serve (stdio MCP), review (the review page in a browser), sandbox, demo, models, jobs."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("serve", help="run the MCP server on stdio (what MCP clients start)")
     p.add_argument("--project", help="project folder (default: AIVP_PROJECT_DIR, else the working directory)")
+
+    p = sub.add_parser("review", help="open the review page (candidates, clips, storyboard) in a browser")
+    p.add_argument("--project", help="project folder (default: AIVP_PROJECT_DIR, else the working directory)")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-open", action="store_true", help="only print the link; do not open a browser")
 
     p = sub.add_parser("sandbox", help="run the local fal-compatible sandbox server")
     p.add_argument("--port", type=int, default=8765)
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
 
     args = parser.parse_args(argv)
-    commands = {"serve": _serve, "sandbox": _sandbox, "demo": _demo, "models": _models, "jobs": _jobs,
+    commands = {"serve": _serve, "review": _review, "sandbox": _sandbox, "demo": _demo, "models": _models, "jobs": _jobs,
                 "run-storyboard": _run_storyboard}
     try:
         return commands[args.command](args)
@@ -79,6 +84,65 @@ def _serve(args: argparse.Namespace) -> int:
 
     anyio.run(run_stdio, server)
     return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    """The review page on 127.0.0.1, backed by an aivp server in this process (its tools, its job runner)."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from .app import build_server, configure_logging
+    from .errors import ConfigError
+    from .review.routes import ClientBackend
+    from .review.serve import ReviewServer
+    from .settings import Settings
+
+    try:
+        settings = Settings.from_env(project_dir=args.project)
+    except ConfigError as exc:
+        print(f"aivp: {exc}", file=sys.stderr)
+        return 2
+    if not settings.project_dir.is_dir():
+        print(f"aivp: {settings.project_dir} is not a folder; pass --project with the project folder.", file=sys.stderr)
+        return 2
+
+    @asynccontextmanager
+    async def backend() -> AsyncIterator[ClientBackend]:
+        from mcp import Client
+
+        async with Client(build_server(settings)) as client:
+            yield ClientBackend(client)
+
+    try:
+        server = ReviewServer(settings.project_dir, backend, port=args.port)
+    except OSError as exc:
+        print(f"aivp: cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); pass another --port, or none "
+              "for a free one.", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    print(f"Review: {server.link}", flush=True)  # the one line on stdout
+    if not args.no_open:
+        _open_browser(server.link)
+    print("aivp review: Ctrl-C stops it. The link works once; the browser that opened it keeps working.",
+          file=sys.stderr, flush=True)
+    server.serve_forever()
+    return 0
+
+
+def _open_browser(url: str) -> None:
+    """Open the default browser, with whatever the launcher prints sent to stderr (stdout has one line)."""
+    import os
+    import webbrowser
+
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        webbrowser.open(url)
+    except Exception as exc:
+        print(f"aivp: could not open a browser ({exc}); open the link above.", file=sys.stderr)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

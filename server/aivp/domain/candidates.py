@@ -41,6 +41,7 @@ class Candidate(BaseModel):
     source: str = Field(description="generated, upload, or previous frame (a replaced representative kept here)")
     selected: bool
     model: str | None = None
+    seed: int | None = None
     cost_usd: float | None = None
 
 
@@ -284,8 +285,9 @@ def listing(studio: Studio, number: int) -> tuple[list[Candidate], dict[str, str
     out = []
     for _, _, _, p, m in sorted(found, key=lambda x: x[:3]):
         rel, record = project.rel(p), record_of(project, p)
-        cost = record.get("cost_usd")
+        cost, seed = record.get("cost_usd"), record.get("seed")
         out.append(Candidate(file=rel, frame=KIND_OF[m[1]], source=SOURCE[m[2]], selected=chosen.get(KIND_OF[m[1]]) == rel,
-                             model=record.get("model"), cost_usd=cost if isinstance(cost, int | float) else None))
+                             model=record.get("model"), seed=seed if isinstance(seed, int) else None,
+                             cost_usd=cost if isinstance(cost, int | float) else None))
     frames = {f: layout.frame_path(number, f) for f in FRAMES if project.exists(layout.frame_path(number, f))}
     return out, frames

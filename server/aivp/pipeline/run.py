@@ -22,6 +22,7 @@ from ..jobs import Progress
 from ..layout import plan_type
 from ..errors import InputError
 from ..ledger import new_id, now_iso
+from ..domain.clips import clip_marks
 from ..domain.prepare import prepare
 from ..domain.studio import Studio
 from .plan import Step
@@ -95,10 +96,13 @@ def _made_by(state: Studio, step: Step) -> bool:
 def write_plan_rows(state: Studio, steps: list[Step]) -> None:
     """Rows in image/plan.md and video/plan.md for every file of the plan (people's own rows are kept).
 
-    Each table is rewritten once, not once per row: a 30-shot plan has ~80 rows."""
+    Each table is rewritten once, not once per row: a 30-shot plan has ~80 rows. A clip a person marked
+    failed keeps its mark unless this run makes it again."""
+    marked = clip_marks(state.project)
     for kind in ("image", "video"):
         rows = [(t, plan_type(t), s.endpoint or s.model, s.mode or "-", {"exists": "done", "invalid": "failed"}.get(
-            s.status, s.status)) for s in steps if s.plan_kind == kind for t in s.targets]
+            s.status, s.status)) for s in steps if s.plan_kind == kind for t in s.targets
+            if not (s.status == "exists" and t in marked)]
         if rows:
             state.project.update_plan_rows(kind, rows)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ..domain.clips import clip_marks
 from ..domain.studio import Studio
 from ..errors import InputError
 from ..layout import SHOTS, clip_path, frame_path
@@ -121,12 +122,17 @@ def shot_states(state: Studio, sb: Any, steps: list[Step]) -> list[ShotState]:
     """Every shot's keyframes and clip: done, running, queued, pending, failed or blocked, with the first error."""
     by_target = {t: s for s in steps for t in s.targets}
     in_flight = {t for row in state.ledger.unfinished() for t in (row.spec.targets or ())}
+    marks = clip_marks(state.project)  # clips a person marked failed after looking at them
     shots = []
     for shot in sb.shots:
         frames = {k: file_status(by_target, state, frame_path(shot.number, k), in_flight) for k in shot.frames}
         clip = file_status(by_target, state, clip_path(shot.number), in_flight)
         involved = [s for s in steps if shot.number in s.shots]
         errors = [s.error for s in involved if s.error]
+        if clip == "done" and clip_path(shot.number) in marks:
+            clip = "failed"
+            errors.insert(0, f"Marked failed in video/plan.md: {marks[clip_path(shot.number)]}. Make it again with "
+                             f"run_storyboard(mode='run', shots=['{shot.number}'], stages=['clips'], redo=['{shot.number}']).")
         statuses = {clip, *frames.values()}
         overall = ("failed" if statuses & {"failed", "blocked", "invalid"} else "done" if clip in ("done", "exists")
                    else "running" if statuses & {"running", "queued"} else "pending")

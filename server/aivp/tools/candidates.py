@@ -22,6 +22,7 @@ from ..domain.studio import Studio
 from ..project import Project
 from .common import THUMB_BYTES, boundary, progress_reporter, state_of
 from .generate import PAID, DryRun, Model, Variations, WaitS
+from .ui import review_line, ui_meta
 
 LIST = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 MANAGE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
@@ -39,7 +40,7 @@ class CandidatesResult(BaseModel):
 
 
 def register(mcp: MCPServer[Any]) -> None:
-    @mcp.tool(title="Generate keyframe candidates", annotations=PAID)
+    @mcp.tool(title="Generate keyframe candidates", annotations=PAID, meta=ui_meta("candidates"))
     @boundary
     async def generate_candidates(
         shot: Shot,
@@ -68,16 +69,17 @@ def register(mcp: MCPServer[Any]) -> None:
         run = Run([gen.items], limit=len(gen.items))
         await start_and_follow(state, run, wait_s, progress_reporter(ctx))
         return await _answer(state, ref.number, notes=gen.notes, jobs=[result_of(state, i) for i in gen.items],
-                             action="generate", estimate=gen.estimate_usd, frame=frame)
+                             action="generate", estimate=gen.estimate_usd, frame=frame, review=review_line(ctx, state.project.root))
 
-    @mcp.tool(title="List keyframe candidates", annotations=LIST)
+    @mcp.tool(title="List keyframe candidates", annotations=LIST, meta=ui_meta("candidates"))
     @boundary
     async def list_candidates(shot: Shot, ctx: Context[Any, Any]) -> Annotated[CallToolResult, CandidatesResult]:
         """A shot's keyframe candidates (which is selected, model, cost), its representative keyframes, jobs still
         making candidates, and a preview sheet of them."""
         state = state_of(ctx)
         number = cands.find_shot(state, shot, need_storyboard=False).number
-        return await _answer(state, number, notes=[], jobs=cands.in_flight(state, number), action="list")
+        return await _answer(state, number, notes=[], jobs=cands.in_flight(state, number), action="list",
+                             review=review_line(ctx, state.project.root))
 
     @mcp.tool(title="Select, delete or upload a candidate", annotations=MANAGE)
     @boundary
@@ -107,7 +109,7 @@ def register(mcp: MCPServer[Any]) -> None:
 # ---------------------------------------------------------------- the answer
 
 async def _answer(state: Studio, number: int, *, notes: list[str], jobs: list[ItemResult], action: str,
-                  estimate: float | None = None, frame: str | None = None) -> CallToolResult:
+                  estimate: float | None = None, frame: str | None = None, review: str = "") -> CallToolResult:
     candidates, frames = cands.listing(state, number)
     going = unfinished(jobs)
     failed = [j for j in jobs if j.status in ("failed", "invalid", "canceled", "unknown")]
@@ -131,6 +133,8 @@ async def _answer(state: Studio, number: int, *, notes: list[str], jobs: list[It
                            estimate_usd=round(estimate, 4) if estimate is not None else None, notes=notes, next_step=nxt)
     chosen = ", ".join(f"{c.frame}: {c.file}" for c in candidates if c.selected) or "none selected"
     text = f"Shot {number}: {len(candidates)} candidate(s) ({chosen}). {' '.join(notes)} {nxt}".replace("  ", " ")
+    if review and candidates:
+        text += f"\n{review}"
     content: list[Any] = [TextContent(text=text)]
     shown = [c.file for c in candidates if frame is None or c.frame == frame]
     if shown and action in ("generate", "list", "upload"):

@@ -9,6 +9,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from .common import JobResult, as_tool_result, boundary, follow, state_of
+from .ui import review_line, ui_meta
 from ..providers import PROVIDER_NAMES
 from ..domain.calls import edit_call, image_call, video_call
 from ..domain.prepare import Call, prepare
@@ -104,7 +105,7 @@ def register(mcp: MCPServer[Any]) -> None:
                          overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations)
         return await _run(ctx, call, wait_s, dry_run)
 
-    @mcp.tool(title="Generate video", annotations=PAID)
+    @mcp.tool(title="Generate video", annotations=PAID, meta=ui_meta("clips"))
     @boundary
     async def generate_video(
         prompt: Prompt,
@@ -154,6 +155,8 @@ async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run
     note = f"Model: {why}; estimate ~${req.estimate.usd:.3f} ({req.estimate.detail})."
     if joined:
         note += " An identical job was already running; this call joined it instead of paying again."
+    if call.tool == "generate_video" and row.state == "completed" and row.outputs:
+        note += f"\n{review_line(ctx, state.project.root)}"
     return await as_tool_result(state, row, reused=reused, note=note)
 
 

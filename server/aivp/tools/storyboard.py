@@ -15,6 +15,7 @@ from ..pipeline import PipelineRun, Planner, estimate, execute, write_plan_rows
 from ..pipeline.status import ShotState, default_steps, image_default, load, options_from, shot_states
 from .common import boundary, state_of
 from .generate import PAID
+from .ui import review_line, ui_meta
 
 Stage = Literal["portraits", "locations", "keyframes", "clips"]
 
@@ -31,7 +32,7 @@ class StoryboardResult(BaseModel):
 
 
 def register(mcp: MCPServer[Any]) -> None:
-    @mcp.tool(title="Run storyboard", annotations=PAID)
+    @mcp.tool(title="Run storyboard", annotations=PAID, meta=ui_meta("board"))
     @boundary
     async def run_storyboard(
         ctx: Context[Any, Any],
@@ -63,7 +64,8 @@ def register(mcp: MCPServer[Any]) -> None:
         sb = await anyio.to_thread.run_sync(load, state)
         current: PipelineRun | None = state.runs.get("storyboard")
         if mode == "status":
-            return _result(state, sb, current, "status", current.steps.values() if current else default_steps(state, sb))
+            return _result(state, sb, current, "status", current.steps.values() if current else default_steps(state, sb),
+                           review=review_line(ctx, state.project.root))
         if current is not None and not current.done.is_set():
             if mode == "run":
                 await _wait(ctx, current, wait_s)
@@ -82,7 +84,7 @@ def register(mcp: MCPServer[Any]) -> None:
         state.runs["storyboard"] = run
         state.runner.spawn(execute, state, run)
         await _wait(ctx, run, wait_s)
-        return _result(state, sb, run, "run", run.steps.values())
+        return _result(state, sb, run, "run", run.steps.values(), review=review_line(ctx, state.project.root))
 
 
 async def _wait(ctx: Context[Any, Any], run: PipelineRun, wait_s: float | None) -> None:
@@ -102,7 +104,8 @@ async def _wait(ctx: Context[Any, Any], run: PipelineRun, wait_s: float | None) 
         run.listeners.discard(relay)
 
 
-def _result(state: Studio, sb: Any, run: PipelineRun | None, mode: str, steps: Any, note: str = "") -> CallToolResult:
+def _result(state: Studio, sb: Any, run: PipelineRun | None, mode: str, steps: Any, note: str = "",
+            review: str = "") -> CallToolResult:
     steps = list(steps)
     shots = shot_states(state, sb, steps)
     todo = sum(s.estimate_usd for s in steps if s.status in ("pending",))
@@ -112,6 +115,8 @@ def _result(state: Studio, sb: Any, run: PipelineRun | None, mode: str, steps: A
                               steps=[s.public() for s in steps], estimate_usd=round(todo, 4), problems=problems,
                               next_step=_next(mode, status, todo, problems))
     text = _text(result, run, note)
+    if review and any(s.clip_status == "done" or "done" in s.frames.values() for s in shots):
+        text += f"\n{review}"
     return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
 
 
