@@ -49,12 +49,17 @@ def register(mcp: MCPServer[Any]) -> None:
         return {"models": [summary(m) for m in catalog().models]}
 
     @mcp.resource("aivp://models/{+model_id}", mime_type="application/json",
-                  description="One model's full card: endpoints, parameters with ranges, limits, prices")
-    def model_card(model_id: str) -> dict[str, Any]:
+                  description="One model's card (catalog id, fal endpoint id or Replicate owner/name): parameters, ranges, price")
+    async def model_card(model_id: str, ctx: Context[Any, Any]) -> dict[str, Any]:
         from ..catalog.search import detail
+        from ..catalog.livemodel import live_card
+        from ..domain.live import ensure, is_curated
 
         try:
-            return detail(model_id)
+            if is_curated(model_id):
+                return detail(model_id)
+            ep = await ensure(state_of(ctx), model_id)
+            return live_card(ep) if ep is not None else detail(model_id)
         except AivpError as exc:
             raise ResourceNotFoundError(str(exc)) from None
 
