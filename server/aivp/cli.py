@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plan", action="store_true", help="only show the steps, models and cost; spend nothing")
     p.add_argument("--shots", help="only these shots, e.g. 1,3,5")
     p.add_argument("--multi-shot", action="store_true", help="Kling O3 multi-shot for dialogue scenes")
-    p.add_argument("--video-model", help="clip model (default seedance-1.5-pro)")
+    p.add_argument("--video-model", help="clip model (default seedance-2.0)")
     p.add_argument("--image-model", help="portrait and keyframe model (default: AIVP_IMAGE_MODEL, else Seedream on BytePlus "
                                          "when ARK_API_KEY is set, else nano-banana-pro)")
     p.add_argument("--hero", help="shots for the hero model, e.g. 6")

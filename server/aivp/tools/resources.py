@@ -97,7 +97,7 @@ def register(mcp: MCPServer[Any]) -> None:
             "1. Look at the keyframe (read it via its aivp://files/ URI) and write a motion prompt in the order "
             "scene → action → dialogue in quotes → camera → sound.\n"
             "2. Unless I named a model, call generate_video with image set to the keyframe, the duration, and no "
-            "model (aivp picks Seedance 1.5 Pro, the best value with native audio). Use Kling V3 Pro or Veo 3.1 only "
+            "model (aivp picks Seedance 2.0: native audio, start and end frames). Use Kling 3.0 Pro or Veo 3.1 only "
             "for hero shots, and say what it will cost first (search_models lists prices).\n"
             f"3. Save it under video/clips/ (output=video/clips/<name>.mp4). If the call returns a job_id, "
             "collect it with queue_status(job_id, wait_s=30).\n"
