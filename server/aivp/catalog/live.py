@@ -193,7 +193,7 @@ class LiveCatalog:
 
     # ---------------------------------------------------------------- cached reads with fallback
 
-    async def _read(self, key: str, fetch: Any, what: str) -> tuple[Entry, str | None]:
+    async def read(self, key: str, fetch: Any, what: str) -> tuple[Entry, str | None]:
         """The entry for `key`: fresh from the cache, else fetched (conditionally), else the stale copy.
 
         Returns (entry, stale_note); raises the fetch's error when there is no copy at all."""
@@ -235,7 +235,7 @@ class LiveCatalog:
         async def fetch(etag: str | None, modified: str | None) -> Any:
             return await fal.models(endpoint_ids=[eid], openapi=True, etag=etag, last_modified=modified)
 
-        entry, stale = await self._read(f"fal/model/{eid}", fetch, f"reading {eid} from fal's platform API")
+        entry, stale = await self.read(f"fal/model/{eid}", fetch, f"reading {eid} from fal's platform API")
         items = entry.data.get("models") if isinstance(entry.data, dict) else None
         item = next((m for m in items or [] if isinstance(m, dict) and m.get("endpoint_id") == eid), None)
         if item is None:
@@ -258,7 +258,7 @@ class LiveCatalog:
             return await rep.model(owner, mname, etag=etag, last_modified=modified)
 
         try:
-            entry, stale = await self._read(f"replicate/model/{model_ref}", fetch_model, f"reading {model_ref} from Replicate")
+            entry, stale = await self.read(f"replicate/model/{model_ref}", fetch_model, f"reading {model_ref} from Replicate")
         except ProviderError as exc:
             if getattr(exc, "status_code", None) == 404:
                 raise UnknownModelError(f"Replicate has no model {model_ref!r}; check the name with search_models or "
@@ -269,7 +269,7 @@ class LiveCatalog:
             async def fetch_version(etag: str | None, modified: str | None) -> Any:
                 return await rep.version(owner, mname, m["version"])
 
-            ventry, vstale = await self._read(f"replicate/version/{ref}", fetch_version, f"reading {ref} from Replicate")
+            ventry, vstale = await self.read(f"replicate/version/{ref}", fetch_version, f"reading {ref} from Replicate")
             version, stale = ventry.data, stale or vstale
         ep = parse_replicate(entry.data, version)
         ep.age_s, ep.stale = entry.age_s(), stale
@@ -287,7 +287,7 @@ class LiveCatalog:
             return _Plain({"price": found})
 
         try:
-            entry, _ = await self._read(f"fal/price/{ep.id}", fetch, f"reading the price of {ep.id}")
+            entry, _ = await self.read(f"fal/price/{ep.id}", fetch, f"reading the price of {ep.id}")
         except AivpError as exc:
             ep.price_note = f"the pricing API could not be read: {exc}"
             return
@@ -299,64 +299,6 @@ class LiveCatalog:
         items = entry.data.get("models") if entry is not None and isinstance(entry.data, dict) else None
         item = next((m for m in items or [] if isinstance(m, dict) and m.get("endpoint_id") == name.strip()), None)
         return parse_fal(item) if item is not None else None
-
-    # ---------------------------------------------------------------- search
-
-    async def search(self, *, query: str | None, task: str | None, limit: int, cursor: str | None,
-                     skip: set[str]) -> tuple[list[dict[str, Any]], str | None, str | None]:
-        """(live results, next cursor, a note when the platform failed) for search_models."""
-        if self.fal is None:
-            return [], None, None
-        fal = self.fal
-        category = TASK_CATEGORY.get(task or "")
-
-        async def fetch(etag: str | None, modified: str | None) -> Any:
-            return await fal.models(q=query or None, category=category, status="active", limit=limit, cursor=cursor,
-                                    etag=etag, last_modified=modified)
-
-        key = f"fal/search/{query or ''}|{category or ''}|{limit}|{cursor or ''}"
-        try:
-            entry, stale = await self._read(key, fetch, "searching fal's platform API")
-        except AivpError as exc:
-            return [], None, f"live results unavailable: {exc}"
-        data = entry.data if isinstance(entry.data, dict) else {}
-        items = [m for m in data.get("models") or [] if isinstance(m, dict) and m.get("endpoint_id")]
-        found = [parse_fal(m) for m in items if str(m.get("endpoint_id")).lower() not in skip]
-        found = [e for e in found if e.status == "active"]
-        await self._prices(found)
-        rows = []
-        for e in found:
-            row: dict[str, Any] = {"id": e.id, "source": "live", "provider": "fal", "name": e.name,
-                                   "category": e.category, "price": price_text(e.price, e.price_note),
-                                   "description": e.description}
-            if e.price is not None:
-                row["unit_price"], row["unit"] = e.price.unit_price, e.price.unit
-            rows.append(row)
-        nxt = data.get("next_cursor") if data.get("has_more") else None
-        return rows, nxt if isinstance(nxt, str) else None, f"live results {stale}" if stale else None
-
-    async def _prices(self, eps: list[LiveEndpoint]) -> None:
-        """Prices of a page of endpoints in one request (cached ones from the cache)."""
-        assert self.fal is not None
-        missing = []
-        for e in eps:
-            entry = self.cache.get(f"fal/price/{e.id}")
-            if entry is not None and entry.fresh(self.ttl_s):
-                e.price, e.price_note = parse_price(entry.data.get("price") if isinstance(entry.data, dict) else None)
-            else:
-                missing.append(e)
-        if not missing:
-            return
-        try:
-            prices = await self.fal.pricing([e.id for e in missing])
-        except AivpError as exc:
-            for e in missing:
-                e.price_note = "no key to read prices" if isinstance(exc, MissingKeyError) else "pricing API failed"
-            return
-        by_id = {p.get("endpoint_id"): p for p in prices}
-        for e in missing:
-            self.cache.put(f"fal/price/{e.id}", {"price": by_id.get(e.id)})
-            e.price, e.price_note = parse_price(by_id.get(e.id))
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ def register(mcp: MCPServer[Any]) -> None:
         generation tools. A card lists every native parameter with its valid values (`options` takes them)."""
         from ..catalog.search import curated_endpoints, detail, search
         from ..catalog.livemodel import live_card
+        from ..catalog.livesearch import search as live_search
         from ..domain.live import ensure, is_curated, live_for
 
         state = state_of(ctx)
@@ -73,8 +74,8 @@ def register(mcp: MCPServer[Any]) -> None:
         catalog_live = live_for(state) if lists and live and not capabilities and not min_consistency and not tier \
             else None
         if catalog_live is not None:
-            rows, out.next_cursor, out.note = await catalog_live.search(query=query, task=task, limit=limit,
-                                                                         cursor=cursor, skip=curated_endpoints())
+            rows, out.next_cursor, out.note = await live_search(catalog_live, query=query, task=task, limit=limit,
+                                                                cursor=cursor, skip=curated_endpoints())
             out.live = [r for r in rows if max_price_usd is None or r.get("unit") != "image"
                         or r.get("unit_price", 0) <= max_price_usd]
         if model:
