@@ -200,7 +200,7 @@ def build_live(model: Model, endpoint: Endpoint, route: Route, schema: dict[str,
     if "start_image" in values and "start_image" not in by_role and "image" in by_role:
         values["image"] = values.pop("start_image")
     _place_size(b, values, by_role, props)
-    args: dict[str, str] = {}
+    args = {name: ROLE_ARG.get(role, role) for role, name in by_role.items()}
     fields = ", ".join(order(schema)) or "none"
     for role, value in values.items():
         name = by_role.get(role)
@@ -211,13 +211,12 @@ def build_live(model: Model, endpoint: Endpoint, route: Route, schema: dict[str,
                     b.warnings.append(f"{b.label} has no {arg} field; {arg} was not sent.")
                 continue
             raise InvalidParameterError(
-                f"{b.label} has no field for {arg}; its fields are: {fields}. Pass a native field through options, "
-                "or pick another model with search_models.")
+                f"{b.label} has no field for {arg}; its fields are: {fields}. Nothing was sent. Pass a native field "
+                "through options, or pick another model with search_models.")
         b.payload[name] = coerce(props.get(name) or {}, value, role)
-        args[name] = arg
     for name, value in (options or {}).items():
         if name not in props:
-            raise InvalidParameterError(f"{b.label} has no field {name!r}; its fields are: {fields}.")
+            raise InvalidParameterError(f"{b.label} has no field {name!r}; its fields are: {fields}. Nothing was sent.")
         if name in b.payload:
             raise InvalidParameterError(f"{name} is set twice for {b.label}: by a tool argument and in options; keep one.")
         b.payload[name] = coerce(props[name] if isinstance(props[name], dict) else {}, value, None)
@@ -268,6 +267,8 @@ def coerce(prop: dict[str, Any], value: Any, role: str | None) -> Any:
                     return v
             except ValueError:
                 continue
+        if all(isinstance(v, str) for v in enum):  # not offered: say so in the schema's own spelling
+            return str(int(seconds)) if seconds.is_integer() else str(seconds)
         return value
     if role == "size" and isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+)\s*[x×*]\s*(\d+)\s*", value)

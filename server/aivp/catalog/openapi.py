@@ -136,17 +136,27 @@ def order(schema: dict[str, Any]) -> list[str]:
     return [*names, *(n for n in props if n not in names)]
 
 
+def _flat(prop: dict[str, Any]) -> dict[str, Any]:
+    """A one-item allOf (pydantic's and cog's way of typing a field by a referenced schema) merged in."""
+    all_of = prop.get("allOf")
+    if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict):
+        return {**all_of[0], **{k: v for k, v in prop.items() if k != "allOf"}}
+    return prop
+
+
 def variants(prop: dict[str, Any]) -> list[dict[str, Any]]:
     """The alternatives of a union (anyOf / oneOf), nulls dropped; [prop] when it is not one."""
+    prop = _flat(prop)
     alts = prop.get("anyOf") or prop.get("oneOf")
     if not isinstance(alts, list):
         return [prop]
-    kept = [a for a in alts if isinstance(a, dict) and a.get("type") != "null"]
+    kept = [_flat(a) for a in alts if isinstance(a, dict) and a.get("type") != "null"]
     return kept or [prop]
 
 
 def simple(prop: dict[str, Any]) -> dict[str, Any]:
     """A nullable union reduced to its one real alternative (with the outer description and default)."""
+    prop = _flat(prop)
     alts = variants(prop)
     if len(alts) == 1 and alts[0] is not prop:
         return {**alts[0], **{k: v for k, v in prop.items() if k not in ("anyOf", "oneOf")}}

@@ -28,6 +28,14 @@ def validate(label: str, schema: dict[str, Any], payload: dict[str, Any], args: 
     errors = sorted(validator.iter_errors(wire), key=lambda e: (len(e.absolute_path), str(list(e.absolute_path))))
     if not errors:
         return
+    seen: set[str] = set()
+    unique = []
+    for e in errors:  # one sentence per field: an enum miss is often also a type miss
+        where = str(list(e.absolute_path)) + (e.message if e.validator == "required" else "")
+        if where not in seen:
+            seen.add(where)
+            unique.append(e)
+    errors = unique
     fields = ", ".join(sorted((schema.get("properties") or {}).keys()))
     said = [_say(e, args) for e in errors[:MAX_ERRORS]]
     more = f" (and {len(errors) - MAX_ERRORS} more)" if len(errors) > MAX_ERRORS else ""

@@ -128,8 +128,8 @@ def live_refusal(ep: LiveEndpoint, task: str) -> RetiredModelError | None:
 
 def route_refusal(state: Studio, model: Model, route: Route, task: str) -> RetiredModelError | None:
     """A curated fal route the cached live catalog last saw deprecated or gone (no request is made here)."""
-    live = state.live
-    if route.provider != "fal" or not isinstance(live, LiveCatalog):
+    live = live_for(state) if route.provider == "fal" else None  # only the cache is read: no request
+    if live is None:
         return None
     entry = live.cache.get(f"fal/model/{route.endpoint}")
     if entry is None or not isinstance(entry.data, dict):

@@ -17,7 +17,7 @@ from ..catalog.livemodel import as_model, build_live
 from ..catalog.params import Built, build, choose_endpoint
 from ..catalog.pricing import Estimate, estimate_call
 from ..catalog.routing import TASK_OF, Wants, choose, default_for, image_router, ref_cap
-from ..catalog.schema import Endpoint, Model, Param, Route
+from ..catalog.schema import Endpoint, Param, Route
 from ..errors import BudgetExceeded, InvalidParameterError, MissingKeyError, RetiredModelError
 from ..inputs import Expect, InputRef, iter_inputs, resolve_input
 from ..jobs import JobRequest
