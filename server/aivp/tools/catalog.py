@@ -49,10 +49,10 @@ def register(mcp: MCPServer[Any]) -> None:
         min_consistency: Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="Least character-consistency level.")] = None,
         tier: Annotated[Literal["fast", "standard", "premium"] | None, Field(description="Speed/quality tier.")] = None,
         prefer: Annotated[Literal["balanced", "quality", "price", "speed"], Field(description="How to rank.")] = "balanced",
-        model: Annotated[str | None, Field(description="A catalog id or alias, a fal endpoint id or a Replicate owner/name[:version]: returns its card (parameters, values, ranges, price).")] = None,
+        model: Annotated[str | None, Field(description="Catalog id or alias, fal endpoint id or Replicate owner/name[:version]: its card (parameters, values, ranges, price).")] = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 8,
-        live: Annotated[bool, Field(description="Also list matching endpoints from fal's live model list, after the curated ones.")] = True,
-        cursor: Annotated[str | None, Field(description="next_cursor of an earlier answer: the next page of live results.")] = None,
+        live: Annotated[bool, Field(description="Also list fal's live model list after the curated models.")] = True,
+        cursor: Annotated[str | None, Field(description="next_cursor of an earlier answer: more live results.")] = None,
     ) -> ModelSearch:
         """Find the right model for a task, budget and capability, or read one model's card.
 

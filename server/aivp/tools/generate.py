@@ -31,7 +31,7 @@ Variations = Annotated[dict[str, str] | None, Field(description="For @mentioned 
 Tier = Annotated[Literal["fast", "standard", "premium"] | None, Field(description="With no model: pick the cheapest model of this tier.")]
 Consistency = Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="With no model: the character consistency the model must reach.")]
 DryRun = Annotated[bool, Field(description="Check the arguments and return the model, the native input and the cost estimate without sending or spending anything.")]
-MaxCost = Annotated[float | None, Field(gt=0, description="Most this call may cost, USD; required when the model's price is unknown (it is then counted against the budget).")]
+MaxCost = Annotated[float | None, Field(gt=0, description="Most this call may cost (USD); required when its price is unknown.")]
 
 
 def register(mcp: MCPServer[Any]) -> None:
