@@ -15,29 +15,36 @@ from .live import TASK_CATEGORY, LiveCatalog, LiveEndpoint, parse_fal, parse_pri
 
 FIND_PAGE = 10
 PRICE_PAGE = 50
+MAX_PAGES = 3  # search pages read for one answer when curated endpoints fill them
 
 
 async def search(live: LiveCatalog, *, query: str | None, task: str | None, limit: int, cursor: str | None,
                  skip: set[str]) -> tuple[list[dict[str, Any]], str | None, str | None]:
-    """(live results, next cursor, a note when the platform failed or the page is old) for search_models."""
+    """(live results, next cursor, a note when the platform failed or a page is old) for search_models.
+
+    Endpoints the curated catalog already lists (`skip`) are left out; when that empties a page, the
+    next pages are read too (at most MAX_PAGES), so a page of results is rarely empty while more exist."""
     if live.fal is None:
         return [], None, None
-    fal = live.fal
-    category = TASK_CATEGORY.get(task or "")
-
-    async def fetch(etag: str | None, modified: str | None) -> Any:
-        return await fal.models(q=query or None, category=category, status="active", limit=limit, cursor=cursor,
-                                etag=etag, last_modified=modified)
-
-    key = f"fal/search/{query or ''}|{category or ''}|{limit}|{cursor or ''}"
-    try:
-        entry, stale = await live.read(key, fetch, "searching fal's platform API")
-    except AivpError as exc:
-        return [], None, f"live results unavailable: {exc}"
-    data = entry.data if isinstance(entry.data, dict) else {}
-    items = [m for m in data.get("models") or [] if isinstance(m, dict) and m.get("endpoint_id")]
-    found = [parse_fal(m) for m in items if str(m.get("endpoint_id")).lower() not in skip]
-    found = [e for e in found if e.status == "active"]
+    found: list[LiveEndpoint] = []
+    notes: list[str] = []
+    nxt = cursor
+    for _ in range(MAX_PAGES):
+        try:
+            items, page_next, stale = await _page(live, query, task, limit, nxt)
+        except AivpError as exc:
+            if not found:
+                return [], None, f"live results unavailable: {exc}"
+            notes.append(f"more live results unavailable: {exc}")
+            nxt = None
+            break
+        if stale:
+            notes.append(f"live results {stale}")
+        found += [e for e in (parse_fal(m) for m in items if str(m.get("endpoint_id")).lower() not in skip)
+                  if e.status == "active"]
+        nxt = page_next
+        if len(found) >= limit or nxt is None:
+            break
     await prices(live, found)
     rows = []
     for e in found:
@@ -47,8 +54,26 @@ async def search(live: LiveCatalog, *, query: str | None, task: str | None, limi
         if e.price is not None:
             row["unit_price"], row["unit"] = e.price.unit_price, e.price.unit
         rows.append(row)
+    return rows, nxt, "; ".join(notes) or None
+
+
+async def _page(live: LiveCatalog, query: str | None, task: str | None, limit: int,
+                cursor: str | None) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """One `/v1/models` search page (cached): its items, the next cursor, and the stale note."""
+    assert live.fal is not None
+    fal = live.fal
+    category = TASK_CATEGORY.get(task or "")
+
+    async def fetch(etag: str | None, modified: str | None) -> Any:
+        return await fal.models(q=query or None, category=category, status="active", limit=limit, cursor=cursor,
+                                etag=etag, last_modified=modified)
+
+    key = f"fal/search/{query or ''}|{category or ''}|{limit}|{cursor or ''}"
+    entry, stale = await live.read(key, fetch, "searching fal's platform API")
+    data = entry.data if isinstance(entry.data, dict) else {}
+    items = [m for m in data.get("models") or [] if isinstance(m, dict) and m.get("endpoint_id")]
     nxt = data.get("next_cursor") if data.get("has_more") else None
-    return rows, nxt if isinstance(nxt, str) else None, f"live results {stale}" if stale else None
+    return items, nxt if isinstance(nxt, str) else None, stale
 
 
 async def prices(live: LiveCatalog, eps: list[LiveEndpoint], *, force: bool = False) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..catalog import resolve
+from ..catalog import lookup, resolve
 from ..catalog.cache import DiskCache
 from ..catalog.live import LiveCatalog, LiveEndpoint, kind_of_name, unavailable
 from ..catalog.routing import DEFAULTS, TASK_OF
@@ -47,11 +47,7 @@ def live_for(state: Studio) -> LiveCatalog | None:
 
 
 def is_curated(name: str) -> bool:
-    try:
-        resolve(name)
-    except UnknownModelError:
-        return False
-    return True
+    return lookup(name) is not None
 
 
 async def ensure(state: Studio, name: str | None, provider: str | None = None) -> LiveEndpoint | None:

@@ -12,8 +12,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from .. import layout
-from ..catalog import Resolved, effective_params, resolve
-from ..catalog.livemodel import as_model, build_live
+from ..catalog import Resolved, effective_params, lookup, resolve
 from ..catalog.params import Built, build, choose_endpoint
 from ..catalog.pricing import Estimate, estimate_call
 from ..catalog.routing import TASK_OF, Wants, choose, default_for, image_router, ref_cap
@@ -25,7 +24,6 @@ from ..jobspec import ShotPart
 from ..mentions import Expansion, drop_to, expand
 from ..project_config import ProjectConfig, load_config
 from ..providers import PROVIDER_NAMES, key_help
-from .live import ensure, is_curated, known, live_refusal, retired_message, route_refusal
 from .studio import Studio
 
 IMAGE_ROLES = ("image", "start_image", "end_image", "mask")
@@ -92,8 +90,10 @@ def pick(state: Studio, call: Call, task: str, refs: int, prompt: str, config: P
         routed = image_router(call.model, task, default_image=None, byteplus_ready=byteplus)
         if routed is not None:
             return routed
-        ep = known(state, call.model, call.provider) if not is_curated(call.model) else None
+        ep = _known(state, call) if lookup(call.model) is None else None
         if ep is not None:
+            from ..catalog.livemodel import as_model
+
             model, endpoint, route = as_model(ep, call.kind, task)
             return Resolved(model, endpoint, route), f"{ep.id} from {ep.provider}'s live model list"
         found = resolve(call.model)
@@ -107,7 +107,10 @@ def pick(state: Studio, call: Call, task: str, refs: int, prompt: str, config: P
 
 async def prepare_call(state: Studio, call: Call, *, dry_run: bool = False) -> tuple[JobRequest, str]:
     """`prepare`, after reading the live endpoint the call names (fal id or Replicate model) if it is not a catalog one."""
-    await ensure(state, call.model, call.provider)
+    if call.model and lookup(call.model) is None:  # the live layer is imported on first use: start-up stays flat
+        from .live import ensure
+
+        await ensure(state, call.model, call.provider)
     return prepare(state, call, dry_run=dry_run)
 
 
@@ -129,8 +132,10 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
         task = "reference-to-video"
     found, why = pick(state, call, task, len(exp.references), exp.prompt, config)
     model = found.model
-    live_ep = known(state, call.model, call.provider) if model.origin == "live" and call.model else None
+    live_ep = _known(state, call) if model.origin == "live" else None
     if live_ep is not None:
+        from .live import live_refusal
+
         if (refused := live_refusal(live_ep, task)) is not None:
             raise refused
         if live_ep.schema_error:
@@ -138,6 +143,8 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
                                         f"({live_ep.schema_error}); aivp does not send a request it cannot check. "
                                         "Nothing was sent. Try again later or pick another model with search_models.")
     if not model.active:
+        from .live import retired_message
+
         raise RetiredModelError(retired_message(model, task))
     if model.kind != call.kind:
         tool = "generate_video" if model.kind == "video" else "generate_image or edit_image"
@@ -145,8 +152,11 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
                                     f"a {call.kind} model with search_models.")
     endpoint: Endpoint = found.endpoint or choose_endpoint(model, task)
     route = found.route or choose_route(state, endpoint, model.id, call.provider or found.provider)
-    if (gone := route_refusal(state, model, route, endpoint.task)) is not None:
-        raise gone
+    if route.provider == "fal":
+        from .live import route_refusal
+
+        if (gone := route_refusal(state, model, route, endpoint.task)) is not None:
+            raise gone
     if found.route is not None and call.provider and call.provider != found.route.provider:
         raise InvalidParameterError(
             f"{call.model!r} is the {found.route.provider} endpoint; it cannot run on {call.provider}. "
@@ -186,6 +196,8 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
             roles["output_format"] = "jpeg" if ext == "jpg" else ext
             soft.add("output_format")
     if live_ep is not None:
+        from ..catalog.livemodel import build_live
+
         schema = live_ep.input
         built = _build_fitting(lambda r: build_live(model, endpoint, route, schema, r, options, soft=soft), roles, soft)
         if live_ep.stale:
@@ -204,6 +216,15 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
         shots=list(call.shots), split=call.split, group=bool(call.shots), budget_usd=state.budget(),
     )
     return req, why
+
+
+def _known(state: Studio, call: Call) -> Any:
+    """The live endpoint `prepare_call` read for this call's model, if any (domain/live.py)."""
+    if state.live is None or not call.model:
+        return None
+    from .live import known
+
+    return known(state, call.model, call.provider)
 
 
 def _build_fitting(make: Callable[[dict[str, Any]], Built], roles: dict[str, Any], soft: set[str]) -> Built:
