@@ -136,3 +136,18 @@ def test_live_prices_are_unit_price_times_quantity_or_plainly_unknown() -> None:
     assert pricing_of(LivePrice(3.0, "minutes"), "", True).unit == "unknown"  # a unit aivp cannot count
     assert pricing_of(LivePrice(0.1, "seconds"), "", False).unit == "unknown"  # per second, but no duration input
     assert pricing_of(LivePrice(0.1, "images", "EUR"), "", False).unit == "unknown"
+
+
+def test_endpoints_that_make_no_image_or_video_are_refused() -> None:
+    from aivp.catalog.live import LiveEndpoint
+    from aivp.domain.live import live_refusal
+
+    audio = LiveEndpoint("fal", "fal-ai/some-tts", "fal-ai/some-tts", "TTS", "text-to-speech", "active", "",
+                         {"type": "object", "properties": {"text": {"type": "string"}}},
+                         {"type": "object", "properties": {"audio": {"$ref": "x"}}})
+    refusal = live_refusal(audio, "t2v")
+    assert refusal is not None and "text-to-speech endpoint" in str(refusal) and "Nothing was sent" in str(refusal)
+    no_files = LiveEndpoint("fal", "fal-ai/captioner", "fal-ai/captioner", "Captioner", None, "active", "",
+                            {"type": "object", "properties": {}}, {"type": "object", "properties": {"text": {"type": "string"}}})
+    assert "no image or video files" in str(live_refusal(no_files, "t2i"))
+    assert live_refusal(parse_fal(fal_item("fal-ai/pixverse/v5.5/image-to-video")), "i2v") is None

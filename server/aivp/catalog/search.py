@@ -39,6 +39,8 @@ def summary(m: Model, available: set[str] | None = None) -> dict[str, Any]:
     }
     if available is not None:
         out["usable_now"] = any(p in available for p in providers)
+    if not m.active:
+        out["status"] = "retired"
     return out
 
 

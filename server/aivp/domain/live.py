@@ -16,7 +16,14 @@ from ..catalog.cache import DiskCache
 from ..catalog.live import LiveCatalog, LiveEndpoint, kind_of_name, unavailable
 from ..catalog.routing import DEFAULTS, TASK_OF
 from ..catalog.schema import Model, Route
-from ..errors import MissingKeyError, ProviderError, RetiredModelError, UnknownModelError
+from ..errors import (
+    InputError,
+    InvalidParameterError,
+    MissingKeyError,
+    ProviderError,
+    RetiredModelError,
+    UnknownModelError,
+)
 from .studio import Studio
 
 if TYPE_CHECKING:
@@ -114,7 +121,20 @@ def retired_message(model: Model, task: str) -> str:
             f"{instead or ' Pick another model with search_models'}.")
 
 
-def live_refusal(ep: LiveEndpoint, task: str) -> RetiredModelError | None:
+NOT_MEDIA = ("audio", "speech", "music", "llm", "text-to-text", "3d", "training", "vision")
+
+
+def live_refusal(ep: LiveEndpoint, task: str) -> InputError | None:
+    """Why a live endpoint must not run for this call (deprecated, or it makes no image or video), or None."""
+    from ..catalog.openapi import output_files
+
+    category = (ep.category or "").lower()
+    if ep.kind is None and any(w in category for w in NOT_MEDIA):
+        return InvalidParameterError(f"{ep.id} is a {ep.category} endpoint; aivp's tools make images and video. "
+                                     "Nothing was sent. Pick an image or video model with search_models.")
+    if ep.provider == "fal" and not ep.schema_error and not output_files(ep.output):
+        return InvalidParameterError(f"{ep.id}'s output schema has no image or video files, so aivp could not save "
+                                     "a result. Nothing was sent. Pick another model with search_models.")
     if ep.status != "active":
         return RetiredModelError(
             f"{ep.id} is listed as {ep.status} by {ep.provider}; aivp does not send new requests to it. Nothing was "
