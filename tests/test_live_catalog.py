@@ -77,6 +77,9 @@ async def test_a_replicate_model_by_owner_and_name_runs_the_same_way(project: Pa
     assert sub[1].payload["aspect_ratio"] == "16:9"
     assert job["files"][0]["kind"] == "video" and (project / job["files"][0]["path"]).is_file()
     assert img["files"][0]["kind"] == "image" and job["estimate_usd"] == pytest.approx(0.6)
+    records = [json.loads(p.read_text()) for p in (project / "video/log").glob("*.json")]
+    assert [r["model"] for r in records] == ["minimax/video-01"]
+    assert records[0]["estimate"]["price_known"] is False and records[0]["provider"] == "replicate"
     rows = [r for r in sandbox.requests if r.route == "replicate_models"]
     assert rows and all(r.headers["authorization"].startswith("Bearer ") for r in rows)
 
@@ -97,6 +100,31 @@ async def test_bad_values_for_a_live_endpoint_are_refused_before_submit(client: 
     text = await refused(client, "generate_video", {"prompt": "x", **args})
     assert said in text and "Nothing was sent" in text
     assert sandbox.submission_count() == 0
+
+
+async def test_file_fields_of_a_live_schema_get_the_usual_input_checks(client: Client, project: Path,
+                                                                       sandbox: Any) -> None:
+    args = {"prompt": "lip sync", "model": "fal-ai/sync-lipsync/v2", "video": "https://example.invalid/v.mp4"}
+    text = await refused(client, "generate_video", {**args, "options": {"audio_url": "../outside.mp3"}})
+    assert "outside the project" in text
+    (project / "audio").mkdir()
+    (project / "audio/line.mp3").write_bytes(b"ID3" + bytes(64))
+    dry = await ok(client, "generate_video", {**args, "options": {"audio_url": "audio/line.mp3"}, "dry_run": True})
+    assert dry["request"]["audio_url"]["path"] == "audio/line.mp3"  # a project file, uploaded at submit
+    assert dry["estimate_usd"] is None  # priced per minute: a unit aivp cannot count before the run
+    assert sandbox.submission_count() == 0
+
+
+async def test_batch_generate_mixes_live_and_curated_items(client: Client, sandbox: Any) -> None:
+    out = await ok(client, "batch_generate", {"items": [
+        {"label": "live", "args": {"prompt": "a lighthouse", "model": "fal-ai/hidream-i1-full", "aspect_ratio": "16:9"}},
+        {"label": "bad", "args": {"prompt": "x", "model": "fal-ai/hidream-i1-full", "options": {"num_images": 9}}},
+        {"label": "curated", "args": {"prompt": "a harbour", "model": "flux-2-flash"}}], "wait_s": 30})
+    items = {i["label"]: i for i in out["items"]}
+    assert items["live"]["status"] == "completed" and items["curated"]["status"] == "completed"
+    assert items["bad"]["status"] == "invalid" and "num_images" in items["bad"]["error"]
+    live = next(s for s in sandbox.submissions if s.endpoint == "fal-ai/hidream-i1-full")
+    assert live.payload["image_size"] == "landscape_16_9"
 
 
 async def test_hidream_ranges_and_replicate_enums_are_refused_too(project: Path, sandbox: Any) -> None:

@@ -206,7 +206,8 @@ def build_live(model: Model, endpoint: Endpoint, route: Route, schema: dict[str,
         name = by_role.get(role)
         arg = ROLE_ARG.get(role, role)
         if name is None:
-            if role in SOFT_ROLES or role in soft:
+            # a model without a prompt field (lip-sync, upscalers) ignores the text the tools always require
+            if role in SOFT_ROLES or role in soft or role == "prompt":
                 if role not in soft:
                     b.warnings.append(f"{b.label} has no {arg} field; {arg} was not sent.")
                 continue
