@@ -4,8 +4,8 @@ Only what the live catalog reads: `GET /v1/models` (list, find by `endpoint_id`,
 `category`, `status`, `limit`, `cursor`, `expand=openapi-3.0`) and `GET /v1/models/pricing`.
 It is a small class on purpose: the request lookups (`/v1/models/requests/by-endpoint`) belong here
 too when they are added. Every call is a GET, so it may be repeated; it is given a short timeout
-and few attempts (AIVP_CATALOG... `catalog_timeout_s`), because the catalog falls back to its
-cache rather than make a generation wait for a slow platform. The key is sent when there is one
+(`Settings.catalog_timeout_s`, 10 s) and two attempts, because the catalog falls back to its cache
+rather than make a generation wait for a slow platform. The key is sent when there is one
 (models: optional, more generous rate limits; pricing: required).
 """
 
