@@ -85,7 +85,7 @@ async def test_animate_a_project_keyframe(client: Client, project: Path, sandbox
     assert record["parameters"]["image_url"]["url"].startswith(sandbox.fal_cdn_url)
     assert "| shot-02 | `video/clips/shot-02.mp4`" in (project / "video/plan.md").read_text()
     sub = sandbox.submissions[-1]
-    assert sub.endpoint.endswith("seedance/v1.5/pro/image-to-video") and sub.payload["duration"] == "5"
+    assert sub.endpoint == "bytedance/seedance-2.0/image-to-video" and sub.payload["duration"] == "5"  # the default since Seedance 2.0
 
 
 async def test_edit_upscale_and_references(client: Client, project: Path, sandbox: Any) -> None:
@@ -278,7 +278,8 @@ async def test_search_models_ranks_and_details(client: Client) -> None:
     assert under["models"] and all(m["typical_cost_usd"] <= 0.05 for m in under["models"])
     card = await ok(client, "search_models", {"model": "seedance"})
     params = {p["name"]: p for e in card["detail"]["endpoints"] for p in e["params"]}
-    assert params["duration"]["values"][0] == "4" and params["resolution"]["default"] == "720p"
+    # "seedance" names Seedance 2.0 since it became the default: its duration may be "auto" (the model picks)
+    assert params["duration"]["values"][:2] == ["auto", "4"] and params["resolution"]["default"] == "720p"
     assert card["detail"]["endpoints"][0]["pricing"]["unit"] == "video_token"
 
 

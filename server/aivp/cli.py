@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plan", action="store_true", help="only show the steps, models and cost; spend nothing")
     p.add_argument("--shots", help="only these shots, e.g. 1,3,5")
     p.add_argument("--multi-shot", action="store_true", help="Kling O3 multi-shot for dialogue scenes")
-    p.add_argument("--video-model", help="clip model (default seedance-1.5-pro)")
+    p.add_argument("--video-model", help="clip model (default seedance-2.0)")
     p.add_argument("--image-model", help="portrait and keyframe model (default: AIVP_IMAGE_MODEL, else Seedream on BytePlus "
                                          "when ARK_API_KEY is set, else nano-banana-pro)")
     p.add_argument("--hero", help="shots for the hero model, e.g. 6")
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--markdown", metavar="FILE", help="write the catalog as Markdown (references/models.md)")
     p.add_argument("--check", metavar="FILE", help="exit 1 if FILE is not the current generated Markdown")
+    p.add_argument("--check-live", action="store_true",
+                   help="compare every curated entry with the providers' live schemas and prices; exit 1 when a "
+                        "difference would break a call (2 when nothing could be checked)")
 
     p = sub.add_parser("jobs", help="list jobs in a project's ledger")
     p.add_argument("--project", help="project folder (default: AIVP_PROJECT_DIR, else the working directory)")
@@ -162,6 +165,8 @@ def _models(args: argparse.Namespace) -> int:
     from .catalog.docs import render_markdown
     from .catalog.search import search
 
+    if args.check_live:
+        return _check_live(args.json)
     if args.markdown or args.check:
         text = render_markdown()
         if args.check:
@@ -180,6 +185,42 @@ def _models(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['id']:<28} {r['kind']:<6} {','.join(r['tasks']):<34} ~${r['typical_cost_usd']:<7.3f} {r['summary']}")
     return 0
+
+
+def _check_live(as_json: bool) -> int:
+    import anyio
+    import httpx
+
+    from .catalog.drift import Difference, check_live, table
+    from .errors import ConfigError
+    from .settings import Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"aivp: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> tuple[list[Difference], dict[str, int], list[str]]:
+        from .domain.live import build
+
+        async with httpx.AsyncClient(timeout=settings.catalog_timeout_s, follow_redirects=True) as client:
+            return await check_live(build(settings, client))
+
+    found, counts, notes = anyio.run(run)
+    breaking = [d for d in found if d.breaking]
+    if as_json:
+        print(json.dumps({"differences": [d.as_dict() for d in found], "counts": counts, "notes": notes}, indent=2))
+    else:
+        if found:
+            print(table(found))
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"{counts['checked']} routes checked ({counts['not_checked']} without a live source), "
+              f"{len(found)} difference(s), {len(breaking)} that would break a call.")
+    if counts["checked"] and len(notes) >= counts["checked"]:
+        return 2
+    return 1 if breaking else 0
 
 
 def _jobs(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ exception type whose message reaches the client.
     │   └── MissingKeyError         a provider key is not set (fails only the call that needs it)
     ├── InputError                  the call was refused before anything was sent or spent
     │   ├── UnknownModelError       no catalog model or alias by that name (lists the closest)
+    │   ├── RetiredModelError       a retired or deprecated model (names the successor for the task)
     │   ├── InvalidParameterError   a value outside the model's enum/range (names the valid ones)
     │   ├── PathOutsideProject      a path escapes the project root (.., absolute, symlink, file://)
     │   └── InputFileError          a local input is missing, not a file, or too large
@@ -60,6 +61,10 @@ class UnknownModelError(InputError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self.message
+
+
+class RetiredModelError(InputError):
+    code = "retired_model"
 
 
 class InvalidParameterError(InputError):

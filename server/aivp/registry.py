@@ -83,6 +83,9 @@ BUILTIN: tuple[ProviderSpec, ...] = (
             "queue": BaseUrl("AIVP_FAL_QUEUE_URL", "https://queue.fal.run", "fal queue base URL"),
             "rest": BaseUrl("AIVP_FAL_REST_URL", "https://rest.fal.ai", "fal REST/storage base URL"),
             "cdn": BaseUrl("AIVP_FAL_CDN_URL", "https://v3.fal.media", "fal CDN upload base URL"),
+            # the platform API: model search, per-endpoint OpenAPI, pricing (routes under /v1/)
+            "platform": BaseUrl("AIVP_FAL_API_URL", "https://api.fal.ai", "fal platform API base URL (model search, "
+                                "schemas, prices; routes under /v1/)"),
         },
         key_docs={
             "FAL_KEY": "fal.ai API key (`key_id:key_secret`). Also accepted: FAL_API_KEY, "

@@ -34,6 +34,8 @@ VARIABLES: dict[str, str] = {
     "AIVP_MAX_PARALLEL_DOWNLOADS": "Jobs downloading and checking their outputs at once; submits are never held back (default 8).",
     "AIVP_LOG_LEVEL": "Log level on stderr: DEBUG, INFO, WARNING (default), ERROR.",
     "AIVP_HOME": "Folder of the user-wide .env (default ~/.aivp).",
+    "AIVP_CACHE_DIR": "Where the live model catalog (fal and Replicate schemas and prices) is cached (default ~/.aivp/cache, i.e. $AIVP_HOME/cache).",
+    "AIVP_CATALOG_TTL_S": "Seconds a cached live catalog answer is used before it is asked for again (default 86400, one day).",
 }
 
 
@@ -111,6 +113,11 @@ class Settings:
     max_upload_bytes: int = 1024 * 1024 * 1024
     max_parallel_downloads: int = 8
     log_level: str = "WARNING"
+    # the live catalog: where fal/Replicate schemas and prices are cached, for how long, and how long
+    # one platform request may take before aivp falls back to the cache
+    cache_dir: Path | None = None  # None: the live catalog keeps nothing on disk
+    catalog_ttl_s: float = 86400.0
+    catalog_timeout_s: float = 10.0
     # HTTP behaviour; tests shrink these
     retry_attempts: int = 6
     retry_base_s: float = 0.5
@@ -166,6 +173,8 @@ class Settings:
             max_upload_bytes=_int(env, "AIVP_MAX_UPLOAD_MB", 1024) * 1024 * 1024,
             max_parallel_downloads=max(1, _int(env, "AIVP_MAX_PARALLEL_DOWNLOADS", 8)),
             log_level=level,
+            cache_dir=Path(env.get("AIVP_CACHE_DIR") or home / "cache").expanduser(),
+            catalog_ttl_s=max(0.0, _float(env, "AIVP_CATALOG_TTL_S", 86400.0) or 0.0),
             env_files=tuple(f for f in files if f.is_file()),
         )
         if settings.budget_usd is not None and settings.budget_usd < 0:

@@ -29,6 +29,7 @@ __all__ = [
     "Route",
     "catalog",
     "find_route",
+    "lookup",
     "resolve",
 ]
 
@@ -69,14 +70,20 @@ def _index() -> dict[str, Resolved]:
     return index
 
 
-def resolve(name: str) -> Resolved:
-    """Find a model by id, alias or provider endpoint id; raise UnknownModelError naming the closest."""
+def lookup(name: str) -> Resolved | None:
+    """The catalog entry a name means, or None (no suggestions computed: cheap enough for every call)."""
     key = name.strip().lower()
     if key.startswith("fal:") and key not in _index():
         key = key[4:]
-    found = _index().get(key)
+    return _index().get(key)
+
+
+def resolve(name: str) -> Resolved:
+    """Find a model by id, alias or provider endpoint id; raise UnknownModelError naming the closest."""
+    found = lookup(name)
     if found is not None:
         return found
+    key = name.strip().lower()
     names = sorted({m.id for m in catalog().models})
     close = difflib.get_close_matches(key, list(_index()), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(sorted({_index()[c].model.id for c in close}))}?" if close else ""

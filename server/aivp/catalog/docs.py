@@ -21,15 +21,24 @@ def render_markdown() -> str:
     out = [HEADER, "# Models\n",
            "Every model aivp knows, with what it does and what it costs. Prices are the providers' list prices as "
            "recorded in the catalog; a typical call is one image at the default size or a clip of the default "
-           "length. `search_models(model=...)` returns the same card as JSON.\n",
+           "length (a clip whose length the model picks is counted at its longest). These are the curated models: "
+           "any other fal endpoint or Replicate model also runs, checked against its live schema and priced from "
+           "fal's pricing API (`search_models` lists them). `search_models(model=...)` returns the same card as JSON.\n",
            "| Model | Kind | Tasks | Price | Typical call | Tier | Consistency | Tags |",
            "|---|---|---|---|---|---|---|---|"]
     for m in sorted(models, key=lambda m: (m.kind, m.id)):
         s = summary(m)
+        if not m.active:
+            out.append(f"| `{m.id}` | {m.kind} | retired | - | - | - | - | - |")
+            continue
         out.append(f"| `{m.id}` | {m.kind} | {', '.join(s['tasks'])} | {_cell(price_text(m))} | "
                    f"${s['typical_cost_usd']:.3f} | {m.tier} | {m.consistency} | {', '.join(m.tags)} |")
     for m in sorted(models, key=lambda m: (m.kind, m.id)):
         out += ["", f"## {m.name} (`{m.id}`)", "", m.summary, ""]
+        if m.retired is not None:
+            nxt = ", ".join(f"{task}: `{mid}`" for task, mid in m.retired.successors.items())
+            out.append(f"**Retired** since {m.retired.on}: {_cell(m.retired.reason)}. Calls are refused before "
+                       f"anything is sent; successors: {nxt}.  ")
         if m.aliases:
             out.append(f"Aliases: {', '.join(f'`{a}`' for a in m.aliases)}.  ")
         out.append(f"Vendor {m.vendor}; tier {m.tier}; speed {m.speed}/3; quality {m.quality}/5; "

@@ -180,14 +180,16 @@ def check(label: str, name: str, p: Param, value: Any) -> Any:
     """Validate (and gently coerce) one native value; raise naming what is allowed."""
     where = f"{label}: {name}"
     t = p.type
-    if t in ("image", "video"):
+    if t in ("image", "video", "file"):
         if not isinstance(value, InputRef | str):
             raise InvalidParameterError(f"{where} must be one {t} (a project path, https URL or data: URI).")
         return value
-    if t == "images":
+    if t in ("images", "videos", "files"):
         items = value if isinstance(value, list) else [value]
-        _check_count(where, p, items, "images")
+        _check_count(where, p, items, t)
         return items
+    if t == "any":
+        return value
     if t == "array":
         if not isinstance(value, list):
             raise InvalidParameterError(f"{where} must be a list.")
@@ -271,13 +273,23 @@ def coerce_duration(label: str, name: str, p: Param, seconds: Any) -> Any:
         raise InvalidParameterError(f"{label}: duration must be a number of seconds, not {seconds!r}.") from None
     if p.values:
         for v in p.values:
-            if float(str(v).rstrip("s")) == s:
+            if _seconds(v) == s:
                 return v
-        shown = ", ".join(f"{str(v).rstrip('s')}s" for v in p.values)
-        raise InvalidParameterError(f"{label} makes clips of {shown}; {s:g}s is not one of them.")
+        shown = ", ".join(f"{_seconds(v):g}s" for v in p.values if _seconds(v) is not None)
+        other = [str(v) for v in p.values if _seconds(v) is None]
+        also = f" (or {', '.join(other)} through options)" if other else ""
+        raise InvalidParameterError(f"{label} makes clips of {shown}{also}; {s:g}s is not one of them.")
     if p.type in ("integer", "number"):
         return int(s) if p.type == "integer" and s.is_integer() else s
     return str(int(s)) if s.is_integer() else str(s)
+
+
+def _seconds(v: Any) -> float | None:
+    """A duration value in seconds ("5", "8s", 5), or None for a word such as "auto"."""
+    try:
+        return float(str(v).strip().rstrip("s"))
+    except ValueError:
+        return None
 
 
 def _check_rules(b: Built) -> None:

@@ -25,14 +25,25 @@ class Estimate:
     quantity: float
     unit_price: float
     detail: str
+    known: bool = True  # False: no price could be computed; `usd` is then the caller's max_cost_usd (or 0 in a dry run)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"usd": round(self.usd, 4), "unit": self.unit, "quantity": round(self.quantity, 4),
-                "unit_price": self.unit_price, "detail": self.detail}
+        out: dict[str, Any] = {"usd": round(self.usd, 4), "unit": self.unit, "quantity": round(self.quantity, 4),
+                               "unit_price": self.unit_price, "detail": self.detail}
+        if not self.known:
+            out["price_known"] = False
+        return out
+
+    @property
+    def shown(self) -> str:
+        """"~$0.150" or "unknown" (never a silent $0)."""
+        return f"~${self.usd:.3f}" if self.known else "unknown"
 
 
 def estimate(pricing: Pricing, params: dict[str, Param], effective: dict[str, Any]) -> Estimate:
     """What one call with this effective input should cost."""
+    if pricing.unit == "unknown":
+        return Estimate(0.0, "unknown", 0.0, 0.0, f"price unknown: {pricing.note or 'no price'}", known=False)
     price = pricing.price
     for rule in pricing.when:
         if all(_same(effective.get(k), v) for k, v in rule.if_.items()):
@@ -50,14 +61,29 @@ def estimate(pricing: Pricing, params: dict[str, Param], effective: dict[str, An
         mp = w * h / 1_000_000
         per_image = (pricing.first + max(0.0, mp - 1) * price) if pricing.first is not None else mp * price
         return Estimate(per_image * count, unit, mp * count, price, f"{count} x {w}x{h} ({mp:.2f} MP)")
-    seconds = duration_seconds(effective.get(by_role.get("duration", ""))) or 5.0
+    seconds, said = clip_seconds(params, effective, by_role)
     if unit == "second":
-        return Estimate(price * seconds, unit, seconds, price, f"{seconds:g} s x ${price:g}/s")
+        return Estimate(price * seconds, unit, seconds, price, f"{said} x ${price:g}/s")
     # video_token: tokens = w * h * fps * seconds / 1024, priced per million
     w, h = video_pixels(effective, by_role)
     tokens = w * h * pricing.fps * seconds / 1024
     return Estimate(tokens / 1e6 * price, unit, tokens, price,
-                    f"{w}x{h} x {pricing.fps} fps x {seconds:g} s = {tokens:,.0f} tokens at ${price:g}/M")
+                    f"{w}x{h} x {pricing.fps} fps x {said} = {tokens:,.0f} tokens at ${price:g}/M")
+
+
+def clip_seconds(params: dict[str, Param], effective: dict[str, Any], by_role: dict[str, str]) -> tuple[float, str]:
+    """The clip length a call asks for, and how to say it. A duration the model chooses ("auto") is
+    counted at the longest it allows, so the budget never sees less than it may pay."""
+    name = by_role.get("duration", "")
+    value = effective.get(name)
+    seconds = duration_seconds(value)
+    if seconds is None and value is not None and name in params:
+        allowed = [d for d in (duration_seconds(v) for v in params[name].values or []) if d is not None]
+        if allowed or params[name].max is not None:
+            longest = max(allowed) if allowed else float(params[name].max or 5.0)
+            return longest, f"{value} (up to {longest:g} s)"
+    seconds = seconds or 5.0
+    return seconds, f"{seconds:g} s"
 
 
 def estimate_call(model: Model, endpoint: Endpoint, route: Route, effective: dict[str, Any]) -> Estimate:
@@ -127,11 +153,13 @@ def video_pixels(effective: dict[str, Any], by_role: dict[str, str]) -> tuple[in
 
 
 UNIT_WORDS = {"image": "image", "megapixel": "megapixel", "second": "second", "video_token": "million video tokens",
-              "call": "call"}
+              "call": "call", "unknown": "unknown"}
 
 
 def price_text(pricing: Pricing, *, with_note: bool = False) -> str:
     """A price in words: "$0.15/image", "$0.4/second; $0.2 when generate_audio=False" ..."""
+    if pricing.unit == "unknown":
+        return f"unknown ({pricing.note})" if pricing.note else "unknown"
     text = f"${pricing.price:g}/{UNIT_WORDS[pricing.unit]}" if pricing.first is None else \
         f"${pricing.first:g} first MP + ${pricing.price:g}/extra MP"
     for rule in pricing.when:

@@ -1,8 +1,9 @@
 """Which model runs a call when the caller leaves the choice to aivp.
 
 The defaults follow the seeds: Nano Banana Pro for keyframes and edits (best all-round), Seedance
-1.5 Pro for clips (best value with native audio), AuraSR to upscale, FLUX dev for strength-guided
-restyles and masked inpainting, Kling O3 for reference-to-video and multi-shot. They are written as
+2.0 for clips (native audio, start and end frames, references; the aivp-video seed makes it the
+default once it is on fal, which it is since 2026), AuraSR to upscale, FLUX dev for strength-guided
+restyles and masked inpainting, Kling O3 for video-to-video and multi-shot. They are written as
 provider endpoint ids, which stay stable whatever the catalog calls the model.
 """
 
@@ -22,10 +23,10 @@ DEFAULTS: dict[str, str] = {
     "inpaint": "fal-ai/flux/dev/inpainting",
     "upscale": "fal-ai/aura-sr",
     "remove-background": "fal-ai/bria/fibo-edit",
-    "t2v": "fal-ai/bytedance/seedance/v1.5/pro/text-to-video",
-    "i2v": "fal-ai/bytedance/seedance/v1.5/pro/image-to-video",
-    "first-last-frame": "fal-ai/bytedance/seedance/v1.5/pro/image-to-video",
-    "reference-to-video": "fal-ai/kling-video/o3/standard/reference-to-video",
+    "t2v": "bytedance/seedance-2.0/text-to-video",
+    "i2v": "bytedance/seedance-2.0/image-to-video",
+    "first-last-frame": "bytedance/seedance-2.0/image-to-video",
+    "reference-to-video": "bytedance/seedance-2.0/reference-to-video",
     "v2v": "fal-ai/kling-video/o3/standard/video-to-video/edit",
     "multi-shot": "fal-ai/kling-video/o3/pro/text-to-video",
 }
@@ -48,7 +49,7 @@ def default_for(task: str) -> tuple[Resolved, str]:
             return found, f"{found.model.id} is aivp's default for {task}"
         except KeyError:
             pass
-    candidates = [m for m in catalog().models if any(real_task in e.tasks for e in m.endpoints)]
+    candidates = [m for m in catalog().models if m.active and any(real_task in e.tasks for e in m.endpoints)]
     if not candidates:
         from ..errors import InvalidParameterError
 
@@ -158,7 +159,7 @@ def cheapest(task: str, consistency: str | None, tier: str | None, refs: int = 0
     need = CONSISTENCY_RANK.get(consistency or "none", 0)
     fits = []
     for m in catalog().models:
-        if not any(task in e.tasks for e in m.endpoints):
+        if not m.active or not any(task in e.tasks for e in m.endpoints):
             continue
         if CONSISTENCY_RANK[m.consistency] < need or (tier and m.tier != tier):
             continue
@@ -180,14 +181,15 @@ def fits_refs(task: str, refs: int, source_in_refs: bool = False) -> Resolved | 
         return cap is None or cap >= refs
 
     found = [(-m.quality, typical(m).usd, m.id, m) for m in catalog().models
-             if any(task in e.tasks for e in m.endpoints) and takes(m)]
+             if m.active and any(task in e.tasks for e in m.endpoints) and takes(m)]
     return Resolved(min(found)[3]) if found else None
 
 
 def _none_meets(task: str, consistency: str | None, tier: str | None, refs: int) -> Exception:
     from ..errors import InvalidParameterError
 
-    near = sorted({f"{m.id} ({m.tier}, {m.consistency})" for m in catalog().models if any(task in e.tasks for e in m.endpoints)})
+    near = sorted({f"{m.id} ({m.tier}, {m.consistency})" for m in catalog().models
+                   if m.active and any(task in e.tasks for e in m.endpoints)})
     return InvalidParameterError(
         f"No model does {task} with consistency {consistency or 'any'} and tier {tier or 'any'}"
         f"{f' and {refs} references' if refs else ''}. Models for {task}: {', '.join(near)}.")

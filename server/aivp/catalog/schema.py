@@ -71,6 +71,11 @@ ParamType = Literal[
     "size",  # a preset name from `presets` or {"width": w, "height": h}
     "object",
     "array",
+    # live endpoints (read from a provider's schema): other file inputs, lists of them, and unions
+    "file",  # one URL of any file (audio ...)
+    "files",
+    "videos",
+    "any",  # a union the schema allows (a preset name or an object ...): checked by the schema itself
 ]
 
 Tier = Literal["fast", "standard", "premium"]
@@ -127,9 +132,11 @@ class Pricing(_Strict):
     - second: per second of output video
     - video_token: tokens = width * height * fps * seconds / 1024, billed per million
     - call: flat per request
+    - unknown: no price aivp can compute (a live endpoint the pricing API does not price); the
+      estimate says "unknown" and a paid call needs an explicit max_cost_usd
     """
 
-    unit: Literal["image", "megapixel", "second", "video_token", "call"]
+    unit: Literal["image", "megapixel", "second", "video_token", "call", "unknown"]
     price: float
     first: float | None = None
     fps: int = 24
@@ -189,6 +196,14 @@ class Endpoint(_Strict):
         return (self.task, *self.also)
 
 
+class Retirement(_Strict):
+    """A model that must not be called any more: when, why, and what to use instead for each task."""
+
+    on: str  # ISO date
+    reason: str
+    successors: dict[Task, str] = {}  # task -> a catalog id, alias or endpoint id
+
+
 class Model(_Strict):
     id: str
     name: str
@@ -208,11 +223,20 @@ class Model(_Strict):
     endpoints: list[Endpoint]
     notes: str = ""
     source: str = ""  # where the facts come from (seed file, provider doc)
+    status: Literal["active", "retired"] = "active"
+    retired: Retirement | None = None
+    origin: Literal["curated", "live"] = "curated"  # live: built from a provider's schema at run time
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
 
     @model_validator(mode="after")
     def _check(self) -> Model:
         if not self.endpoints:
             raise ValueError(f"{self.id}: a model needs at least one endpoint")
+        if (self.status == "retired") != (self.retired is not None):
+            raise ValueError(f"{self.id}: a retired model needs `retired` (date, reason, successors), and only it")
         return self
 
 

@@ -39,11 +39,18 @@ def summary(m: Model, available: set[str] | None = None) -> dict[str, Any]:
     }
     if available is not None:
         out["usable_now"] = any(p in available for p in providers)
+    if not m.active:
+        out["status"] = "retired"
     return out
 
 
 def price_text(m: Model) -> str:
     return pricing_text(m.pricing)
+
+
+def curated_endpoints() -> set[str]:
+    """Every provider endpoint id the curated catalog routes to (lower case), to keep them out of live results."""
+    return {r.endpoint.lower() for m in catalog().models for e in m.endpoints for r in e.routes}
 
 
 def search(
@@ -63,6 +70,8 @@ def search(
     words = [w for w in (query or "").lower().split() if w]
     caps = {c.lower() for c in capabilities or []}
     for m in catalog().models:
+        if not m.active:
+            continue  # retired models are refused; their cards (search_models(model=...)) say what replaced them
         if task and not any(task in e.tasks for e in m.endpoints):
             continue
         if caps and not caps <= {t.lower() for t in m.tags}:
@@ -107,6 +116,9 @@ def detail(name: str, available: set[str] | None = None) -> dict[str, Any]:
     out = summary(m, available)
     out.update({"vendor": m.vendor, "notes": m.notes, "source": m.source,
                 "limits": m.limits.model_dump(exclude_defaults=True), "rules": [r.model_dump(exclude_defaults=True) for r in m.rules]})
+    if m.retired is not None:
+        out["status"] = "retired"
+        out["retired"] = m.retired.model_dump()
     endpoints = []
     for e in m.endpoints:
         for r in e.routes:

@@ -16,11 +16,12 @@ def image_call(*, prompt: str, model: str | None = None, references: list[str] |
                negative_prompt: str | None = None, output: str | None = None, overwrite: bool = False,
                options: dict[str, Any] | None = None, fresh: bool = False, provider: str | None = None,
                variations: dict[str, str] | None = None, tier: str | None = None,
-               consistency: str | None = None) -> Call:
+               consistency: str | None = None, max_cost_usd: float | None = None) -> Call:
     return Call("generate_image", "image", "edit" if references else "t2i", model, {
         "prompt": prompt, "references": references, "aspect_ratio": aspect_ratio, "size": size,
         "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
-    }, options, output, overwrite, fresh, provider=provider, variations=variations, tier=tier, consistency=consistency)
+    }, options, output, overwrite, fresh, provider=provider, variations=variations, tier=tier, consistency=consistency,
+        max_cost_usd=max_cost_usd)
 
 
 def edit_call(*, image: str, prompt: str | None = None, operation: str = "edit", mask: str | None = None,
@@ -28,7 +29,8 @@ def edit_call(*, image: str, prompt: str | None = None, operation: str = "edit",
               model: str | None = None, aspect_ratio: str | None = None, size: str | None = None, num_images: int = 1,
               seed: int | None = None, negative_prompt: str | None = None, output: str | None = None,
               overwrite: bool = False, options: dict[str, Any] | None = None, fresh: bool = False,
-              provider: str | None = None, variations: dict[str, str] | None = None) -> Call:
+              provider: str | None = None, variations: dict[str, str] | None = None,
+              max_cost_usd: float | None = None) -> Call:
     if operation not in EDIT_TASKS:
         from ..errors import InvalidParameterError
 
@@ -39,7 +41,7 @@ def edit_call(*, image: str, prompt: str | None = None, operation: str = "edit",
         "prompt": prompt, "image": image, "mask": mask, "references": references, "strength": strength,
         "upscale_factor": upscale_factor, "aspect_ratio": aspect_ratio, "size": size,
         "num_images": num_images if num_images != 1 else None, "seed": seed, "negative_prompt": negative_prompt,
-    }, options, output, overwrite, fresh, provider=provider, variations=variations)
+    }, options, output, overwrite, fresh, provider=provider, variations=variations, max_cost_usd=max_cost_usd)
 
 
 def video_call(*, prompt: str, model: str | None = None, image: str | None = None, end_image: str | None = None,
@@ -47,7 +49,8 @@ def video_call(*, prompt: str, model: str | None = None, image: str | None = Non
                aspect_ratio: str | None = None, resolution: str | None = None, audio: bool | None = None,
                camera_fixed: bool | None = None, seed: int | None = None, negative_prompt: str | None = None,
                output: str | None = None, overwrite: bool = False, options: dict[str, Any] | None = None,
-               fresh: bool = False, provider: str | None = None, variations: dict[str, str] | None = None) -> Call:
+               fresh: bool = False, provider: str | None = None, variations: dict[str, str] | None = None,
+               max_cost_usd: float | None = None) -> Call:
     if video:
         task = "v2v"
     elif image and end_image:
@@ -64,7 +67,7 @@ def video_call(*, prompt: str, model: str | None = None, image: str | None = Non
         "end_image": end_image, "references": references, "video": video, "duration": duration,
         "aspect_ratio": aspect_ratio, "resolution": resolution, "audio": audio, "camera_fixed": camera_fixed,
         "seed": seed, "negative_prompt": negative_prompt,
-    }, options, output, overwrite, fresh, provider=provider, variations=variations)
+    }, options, output, overwrite, fresh, provider=provider, variations=variations, max_cost_usd=max_cost_usd)
 
 
 CALLS: dict[str, Callable[..., Call]] = {"generate_image": image_call, "edit_image": edit_call, "generate_video": video_call}

@@ -6,17 +6,18 @@ tools, the storyboard pipeline, batches and asset sheets all come through `prepa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
 from .. import layout
-from ..catalog import Resolved, effective_params, resolve
+from ..catalog import Resolved, effective_params, lookup, resolve
 from ..catalog.params import Built, build, choose_endpoint
-from ..catalog.pricing import estimate_call
+from ..catalog.pricing import Estimate, estimate_call
 from ..catalog.routing import TASK_OF, Wants, choose, default_for, image_router, ref_cap
-from ..catalog.schema import Endpoint, Model, Param, Route
-from ..errors import InvalidParameterError, MissingKeyError
+from ..catalog.schema import Endpoint, Param, Route
+from ..errors import BudgetExceeded, InvalidParameterError, MissingKeyError, RetiredModelError
 from ..inputs import Expect, InputRef, iter_inputs, resolve_input
 from ..jobs import JobRequest
 from ..jobspec import ShotPart
@@ -28,6 +29,8 @@ from .studio import Studio
 IMAGE_ROLES = ("image", "start_image", "end_image", "mask")
 IMAGE_EXTS = {"png", "jpg", "jpeg", "webp"}
 VIDEO_EXTS = {"mp4", "mov", "m4v", "webm"}
+FILE_EXPECT: dict[str, Expect] = {"image": "image", "video": "video", "file": "any"}
+FILES_EXPECT: dict[str, Expect] = {"images": "image", "videos": "video", "files": "any"}
 MODES = {"t2i": "T2I", "i2i": "I2I", "edit": "EDIT", "inpaint": "INPAINT", "upscale": "UPSCALE", "t2v": "T2V",
          "i2v": "I2V", "first-last-frame": "FLF", "reference-to-video": "R2V", "v2v": "V2V", "multi-shot": "MULTI"}
 
@@ -53,6 +56,7 @@ class Call:
     variations: dict[str, str] | None = None  # per-call variation of a mentioned asset: {"Mara": "night"}
     consistency: str | None = None  # model choice: none | weak | medium | strong
     tier: str | None = None  # model choice: fast | standard | premium
+    max_cost_usd: float | None = None  # the most the caller accepts to pay (needed when the price is unknown)
 
 
 def local_input(state: Studio, raw: str, *, expect: Expect, what: str,
@@ -86,6 +90,12 @@ def pick(state: Studio, call: Call, task: str, refs: int, prompt: str, config: P
         routed = image_router(call.model, task, default_image=None, byteplus_ready=byteplus)
         if routed is not None:
             return routed
+        ep = _known(state, call) if lookup(call.model) is None else None
+        if ep is not None:
+            from ..catalog.livemodel import as_model
+
+            model, endpoint, route = as_model(ep, call.kind, task)
+            return Resolved(model, endpoint, route), f"{ep.id} from {ep.provider}'s live model list"
         found = resolve(call.model)
         return found, f"{found.model.id} as requested"
     wants = Wants(task, refs=refs, prompt=prompt, consistency=call.consistency or config.consistency,
@@ -93,6 +103,15 @@ def pick(state: Studio, call: Call, task: str, refs: int, prompt: str, config: P
                   image_default=settings.image_model, byteplus_ready=byteplus,
                   source_in_refs=bool(call.roles.get("image")) and call.tool == "edit_image")
     return choose(wants)
+
+
+async def prepare_call(state: Studio, call: Call, *, dry_run: bool = False) -> tuple[JobRequest, str]:
+    """`prepare`, after reading the live endpoint the call names (fal id or Replicate model) if it is not a catalog one."""
+    if call.model and lookup(call.model) is None:  # the live layer is imported on first use: start-up stays flat
+        from .live import ensure
+
+        await ensure(state, call.model, call.provider)
+    return prepare(state, call, dry_run=dry_run)
 
 
 def prepare(state: Studio, call: Call, *, dry_run: bool = False,
@@ -113,8 +132,31 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
         task = "reference-to-video"
     found, why = pick(state, call, task, len(exp.references), exp.prompt, config)
     model = found.model
+    live_ep = _known(state, call) if model.origin == "live" else None
+    if live_ep is not None:
+        from .live import live_refusal
+
+        if (refused := live_refusal(live_ep, task)) is not None:
+            raise refused
+        if live_ep.schema_error:
+            raise InvalidParameterError(f"{live_ep.provider} could not give the input schema of {live_ep.id} "
+                                        f"({live_ep.schema_error}); aivp does not send a request it cannot check. "
+                                        "Nothing was sent. Try again later or pick another model with search_models.")
+    if not model.active:
+        from .live import retired_message
+
+        raise RetiredModelError(retired_message(model, task))
+    if model.kind != call.kind:
+        tool = "generate_video" if model.kind == "video" else "generate_image or edit_image"
+        raise InvalidParameterError(f"{model.id} makes {model.kind}, not {call.kind}; call {tool} with it, or pick "
+                                    f"a {call.kind} model with search_models.")
     endpoint: Endpoint = found.endpoint or choose_endpoint(model, task)
     route = found.route or choose_route(state, endpoint, model.id, call.provider or found.provider)
+    if route.provider == "fal":
+        from .live import route_refusal
+
+        if (gone := route_refusal(state, model, route, endpoint.task)) is not None:
+            raise gone
     if found.route is not None and call.provider and call.provider != found.route.provider:
         raise InvalidParameterError(
             f"{call.model!r} is the {found.route.provider} endpoint; it cannot run on {call.provider}. "
@@ -157,30 +199,70 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
     for shot in call.shots:
         if shot.output:
             state.project.check_saveable(shot.output, "video")
-    built = _build_fitting(model, endpoint, route, roles, options, soft)
+    if live_ep is not None:
+        from ..catalog.livemodel import build_live
+
+        schema = live_ep.input
+        built = _build_fitting(lambda r: build_live(model, endpoint, route, schema, r, options, soft=soft), roles, soft)
+        if live_ep.stale:
+            built.warnings.append(f"{live_ep.id}: schema and price {live_ep.stale}.")
+    else:
+        built = _build_fitting(lambda r: build(model, endpoint, route, r, options, soft=soft), roles, soft)
     built.warnings.extend(exp.notes)
-    est = estimate_call(model, endpoint, route, built.effective)
+    est = _priced(state, call, estimate_call(model, endpoint, route, built.effective), dry_run)
     req = JobRequest(
         tool=call.tool, built=built, kind=call.kind,
         mode="MULTI" if call.shots else MODES.get(endpoint.task if found.endpoint else task, task.upper()),
         prompt=roles.get("prompt") or _shots_prompt(call.shots), estimate=est, targets=targets, overwrite=call.overwrite,
         fresh=call.fresh, record_type="group" if call.shots else _record_type(targets, call.kind),
-        plan_type=_plan_type(targets), record={**_extra(roles), **call.record, **_cast(exp)},
+        plan_type=_plan_type(targets), record={**_extra(roles), **call.record, **_cast(exp),
+                                               **({"catalog": "live"} if live_ep is not None else {})},
         shots=list(call.shots), split=call.split, group=bool(call.shots), budget_usd=state.budget(),
     )
     return req, why
 
 
-def _build_fitting(model: Model, endpoint: Endpoint, route: Route, roles: dict[str, Any],
-                   options: dict[str, Any] | None, soft: set[str]) -> Built:
+def _known(state: Studio, call: Call) -> Any:
+    """The live endpoint `prepare_call` read for this call's model, if any (domain/live.py)."""
+    if state.live is None or not call.model:
+        return None
+    from .live import known
+
+    return known(state, call.model, call.provider)
+
+
+def _build_fitting(make: Callable[[dict[str, Any]], Built], roles: dict[str, Any], soft: set[str]) -> Built:
     """Build; if a soft default (like output_format from the file name) does not fit the model, drop it."""
     try:
-        return build(model, endpoint, route, roles, options, soft=soft)
+        return make(roles)
     except InvalidParameterError:
         dropped = {k: v for k, v in roles.items() if k not in soft}
         if dropped == roles:
             raise
-        return build(model, endpoint, route, dropped, options, soft=soft)
+        return make(dropped)
+
+
+def _priced(state: Studio, call: Call, est: Estimate, dry_run: bool) -> Estimate:
+    """The estimate the budget counts: an unknown price needs the caller's max_cost_usd (never a silent $0),
+    and a known one must not pass it."""
+    cap = call.max_cost_usd
+    if not est.known:
+        if cap is None:
+            if dry_run:
+                return est
+            budget = state.budget()
+            what = est.detail.removeprefix("price unknown: ")
+            text = (f"The price of this call is unknown ({what}). Nothing was sent. Pass max_cost_usd with the most "
+                    "you accept to pay for it; that amount is counted against the budget until the job ends.")
+            if budget is not None:
+                raise BudgetExceeded(f"{text} With a ${budget:.2f} budget set, aivp will not run a call of unknown price "
+                                     "without it.")
+            raise InvalidParameterError(text)
+        return Estimate(cap, "unknown", 1.0, cap, f"{est.detail}; counted at max_cost_usd ${cap:g}", known=False)
+    if cap is not None and est.usd > cap + 1e-9:
+        raise BudgetExceeded(f"This call would cost about ${est.usd:.3f} ({est.detail}), more than max_cost_usd "
+                             f"${cap:g}. Nothing was sent. Raise max_cost_usd or pick a cheaper setting or model.")
+    return est
 
 
 def choose_route(state: Studio, endpoint: Endpoint, model_id: str, prefer: str | None = None) -> Route:
@@ -266,10 +348,11 @@ def _option_inputs(state: Studio, options: dict[str, Any] | None, params: dict[s
     """Files named inside `options` (Kling elements, IP-Adapter images ...) become inputs too, uploaded like any other."""
     if not options:
         return options
-    def one(value: Any, key: str) -> Any:
+    def one(value: Any, key: str, expect: Expect | None = None) -> Any:
         if not isinstance(value, str):
             return value
-        expect: Expect = "video" if "video" in key else "image" if ("image" in key or "mask" in key) else "any"
+        if expect is None:
+            expect = "video" if "video" in key else "image" if ("image" in key or "mask" in key) else "any"
         return local_input(state, value, expect=expect, what=key, planned=planned)
 
     def walk(value: Any) -> Any:
@@ -290,10 +373,10 @@ def _option_inputs(state: Studio, options: dict[str, Any] | None, params: dict[s
     resolved: dict[str, Any] = {}
     for name, value in options.items():
         p = params.get(name)
-        if p is not None and p.type in ("image", "video"):
-            resolved[name] = one(value, f"{name} {p.type}")
-        elif p is not None and p.type == "images" and isinstance(value, list):
-            resolved[name] = [one(v, f"{name} image") for v in value]
+        if p is not None and p.type in FILE_EXPECT:
+            resolved[name] = one(value, name, FILE_EXPECT[p.type])
+        elif p is not None and p.type in FILES_EXPECT and isinstance(value, list):
+            resolved[name] = [one(v, name, FILES_EXPECT[p.type]) for v in value]
         elif p is not None and p.type in ("object", "array"):
             resolved[name] = walk(value)
         else:

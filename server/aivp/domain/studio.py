@@ -25,6 +25,7 @@ class Studio:
     ledger_or_error: Ledger | Exception
     runner_or_none: JobRunner | None
     runs: dict[str, Any] = field(default_factory=dict)  # the storyboard run, while the server lives
+    live: Any = None  # the live model catalog (domain/live.py), built on first use: never at start-up
 
     @property
     def ledger(self) -> Ledger:

@@ -24,7 +24,7 @@ from ..project import Project
 if TYPE_CHECKING:
     from ..storyboard import Shot, Storyboard
 
-DEFAULT_VIDEO_MODEL = "seedance-1.5-pro"
+DEFAULT_VIDEO_MODEL = "seedance-2.0"  # the aivp-video seed: Seedance 2.0 replaces 1.5 once it is on fal
 DEFAULT_IMAGE_MODEL = "nano-banana-pro"
 DEFAULT_MULTI_MODEL = "kling-o3-pro"
 DEFAULT_HERO_MODEL = "kling-v3-pro"
@@ -186,7 +186,7 @@ class Planner:
         family = "seedance" if "seedance" in resolve(model).model.id else "kling"
         motion = shot.motion.get(family) or shot.motion.get("kling") or shot.motion.get("seedance")
         prompt = motion.text if motion else (shot.motion_text or shot.first_frame_text or f"Shot {shot.id}")
-        if family == "seedance":  # @图片N addresses Seedance 2.0's input images; 1.5 takes frames, not references
+        if family == "seedance":  # @图片N names reference inputs; a clip from keyframes sends frames, not references
             prompt = re.sub(r"@(图片|视频|音频)(\d+)", r"\1\2", prompt)
         ff, lf = frame_path(shot.number, "first"), frame_path(shot.number, "last")
         has_ff, has_lf = self.available(ff), self.available(lf)
@@ -280,5 +280,14 @@ class Planner:
         p = next((p for p in {**m.params, **e.params}.values() if p.role == "duration"), None)
         if p is None or not p.values:
             return seconds
-        allowed = [float(str(v).rstrip("s")) for v in p.values]
+        allowed = [a for a in (_seconds(v) for v in p.values) if a is not None]
+        if not allowed:
+            return seconds
         return min(allowed, key=lambda a: (abs(a - seconds), -a))
+
+
+def _seconds(v: Any) -> float | None:
+    try:
+        return float(str(v).rstrip("s"))
+    except ValueError:
+        return None  # "auto": the model picks the length

@@ -23,6 +23,7 @@ import httpx
 
 from ..errors import (
     InputFileError,
+    InvalidParameterError,
     JobCanceled,
     JobFailed,
     JobNotFound,
@@ -153,6 +154,13 @@ class ReplicateProvider(ProviderBase):
             return False
         a, b = urlsplit(url), urlsplit(self.base)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc) and a.path.startswith(b.path + "/")
+
+    def check_endpoint(self, endpoint: str) -> None:
+        """Replicate's ids: owner/name, owner/name:<version> or a bare version id (never '.' or '..' parts)."""
+        ref = endpoint.strip().strip("/")
+        if not (VERSION.match(ref) or MODEL.match(ref)):
+            raise InvalidParameterError(f"{endpoint!r} is not a Replicate model: use owner/name, owner/name:<version "
+                                        "id> or a version id. Look the model up with search_models.")
 
     def _create_url(self, endpoint: str) -> tuple[str, dict[str, Any]]:
         """Where a prediction of `endpoint` is created, and what the body carries besides the input."""

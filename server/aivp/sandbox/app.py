@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import byteplus, control, fal_queue, fal_storage, replicate
+from . import byteplus, control, fal_queue, fal_storage, platform, replicate
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,11 +26,12 @@ if TYPE_CHECKING:
 
 
 def fal_routes(state: SandboxState) -> list[BaseRoute]:
-    """Everything fal: ``/queue``, ``/rest``, ``/cdn`` and ``/gcs``, to be mounted at ``/fal``."""
-    return [Mount("/queue", routes=fal_queue.routes(state)), *fal_storage.routes(state)]
+    """Everything fal: ``/queue``, ``/rest``, ``/cdn``, ``/gcs`` and the platform ``/api``, to be mounted at ``/fal``."""
+    return [Mount("/queue", routes=fal_queue.routes(state)), Mount("/api", routes=platform.routes(state)),
+            *fal_storage.routes(state)]
 
 
-FAL_ROUTE_NAMES = (*fal_queue.ROUTE_NAMES, *fal_storage.ROUTE_NAMES)
+FAL_ROUTE_NAMES = (*fal_queue.ROUTE_NAMES, *fal_storage.ROUTE_NAMES, *platform.ROUTE_NAMES)
 
 # prefix -> (fault route names, routes factory)
 PROVIDERS: dict[str, tuple[tuple[str, ...], Callable[[SandboxState], Sequence[BaseRoute]]]] = {

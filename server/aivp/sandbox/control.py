@@ -35,6 +35,7 @@ def env(base_url: str) -> dict[str, str]:
         "AIVP_FAL_QUEUE_URL": f"{base_url}/fal/queue",
         "AIVP_FAL_REST_URL": f"{base_url}/fal/rest",
         "AIVP_FAL_CDN_URL": f"{base_url}/fal/cdn",
+        "AIVP_FAL_API_URL": f"{base_url}/fal/api",
     }
 
 

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 LIST_PAGE = 2  # small, so clients must follow `next`
 ROUTE_NAMES = ("replicate_create", "replicate_get", "replicate_list", "replicate_cancel", "replicate_files",
-               "replicate_delivery")
+               "replicate_delivery", "replicate_models")
 HEX64 = re.compile(r"^(?:[\w.-]+/[\w.-]+:)?([0-9a-f]{64})$")
 _ID_CHARS = "0123456789abcdefghjkmnpqrstvwxyz"
 INPUTS = "_sandbox_input_urls"  # the engine finds inputs by fal's *_urls naming; Replicate names them freely
@@ -322,6 +322,24 @@ def routes(state: SandboxState) -> list[Route]:
             return Response(status_code=204)
         return JSONResponse(meta)
 
+    async def model_read(request: Request) -> Response:
+        """GET /v1/models/{owner}/{name}[/versions/{vid}]: the platform fixtures and the catalog's Replicate routes."""
+        from .platform_docs import replicate_models
+
+        if denied := check_token(state, request):
+            return denied
+        p = request.path_params
+        model = replicate_models().get(f"{p['owner']}/{p['name']}")
+        if model is None:
+            return problem(404, "Not found.", "Not found")
+        vid = p.get("vid")
+        if vid is None:
+            return JSONResponse(model)
+        latest = model.get("latest_version") or {}
+        if latest.get("id") != vid:
+            return problem(404, "The specified version does not exist.", "Not found")
+        return JSONResponse(latest)
+
     async def delivery(request: Request) -> Response:
         f = state.store.get(unquote(request.path_params["path"]).strip("/"))
         if f is None or not f.generated:
@@ -330,11 +348,14 @@ def routes(state: SandboxState) -> list[Route]:
 
     fault_name = {"create_model": "replicate_create", "create_version": "replicate_create", "get": "replicate_get",
                   "list": "replicate_list", "cancel": "replicate_cancel", "files_create": "replicate_files",
-                  "files_read": "replicate_files", "delivery": "replicate_delivery"}
+                  "files_read": "replicate_files", "delivery": "replicate_delivery", "models": "replicate_models"}
     h = {k: guarded(state, fault_name[k], fn) for k, fn in [
         ("create_model", create_model), ("create_version", create_version), ("get", get), ("list", list_),
-        ("cancel", cancel), ("files_create", files_create), ("files_read", files_read), ("delivery", delivery)]}
+        ("cancel", cancel), ("files_create", files_create), ("files_read", files_read), ("delivery", delivery),
+        ("models", model_read)]}
     return [
+        Route("/v1/models/{owner}/{name}", h["models"], methods=["GET"]),
+        Route("/v1/models/{owner}/{name}/versions/{vid}", h["models"], methods=["GET"]),
         Route("/v1/models/{owner}/{name}/predictions", h["create_model"], methods=["POST"]),
         Route("/v1/deployments/{owner}/{name}/predictions", h["create_model"], methods=["POST"]),
         Route("/v1/predictions", h["create_version"], methods=["POST"]),

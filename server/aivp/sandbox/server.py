@@ -126,6 +126,15 @@ class Sandbox:
         return f"{self.url}/fal/cdn"
 
     @property
+    def fal_api_url(self) -> str:
+        return f"{self.url}/fal/api"
+
+    @property
+    def platform(self) -> Any:
+        """The platform API's planted drift (`platform_docs.Drift`): gone, status, price, drop_values, drop_fields."""
+        return self.state.platform
+
+    @property
     def replicate_url(self) -> str:
         return f"{self.url}/replicate"
 
@@ -134,7 +143,7 @@ class Sandbox:
         return f"{self.url}/byteplus/api/v3"
 
     def env(self) -> dict[str, str]:
-        """AIVP_FAL_QUEUE_URL, AIVP_FAL_REST_URL, AIVP_FAL_CDN_URL, AIVP_REPLICATE_URL and AIVP_ARK_URL for this sandbox."""
+        """AIVP_FAL_QUEUE_URL, AIVP_FAL_REST_URL, AIVP_FAL_CDN_URL, AIVP_FAL_API_URL, AIVP_REPLICATE_URL and AIVP_ARK_URL."""
         return _env(self.url)
 
     # -- what happened ---------------------------------------------------------------------
@@ -220,6 +229,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:
         f"  fal queue  {sb.fal_queue_url}",
         f"  fal rest   {sb.fal_rest_url}",
         f"  fal cdn    {sb.fal_cdn_url}",
+        f"  fal api    {sb.fal_api_url}  (model search, schemas, prices)",
         f"  replicate  {sb.replicate_url}",
         f"  byteplus   {sb.ark_url}",
         f"  control    {sb.url}/_sandbox/  (stats, faults, config, reset)",

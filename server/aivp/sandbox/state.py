@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .faults import FaultBook
+from .platform_docs import Drift
 from .storage import FileStore
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class SandboxState:
         self.tokens: dict[str, float] = {}  # CDN token -> expiry (time.time())
         self.uploads: dict[str, Any] = {}  # multipart and signed uploads in flight
         self._tasks: set[Any] = set()  # job drivers; kept so they are not garbage-collected
+        self.platform = Drift()  # what tests changed in the platform API's answers (model drift)
 
     # -- recording -------------------------------------------------------------------------
 
@@ -175,6 +177,7 @@ class SandboxState:
             self.submissions.clear()
             self.requests.clear()
             self.request_count = 0
+            self.platform.clear()
 
     def track(self, task: Any) -> None:
         self._tasks.add(task)

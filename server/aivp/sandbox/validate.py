@@ -2,8 +2,9 @@
 
 The sandbox knows nothing about specific models: it reads each endpoint's parameters and their
 roles from `aivp.catalog` and checks a payload the way a fal app's pydantic input model would.
-Endpoints that are not in the catalog get a generic image spec and no validation, so a raw
-endpoint id still produces something.
+Endpoints of the platform fixtures (not in the catalog) are checked against their own OpenAPI
+input schema with `jsonschema`, the errors reshaped like fal's. Endpoints it knows nothing about
+get a generic image spec and no validation, so a raw endpoint id still produces something.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Spec:
     output: str  # "images" | "image" | "video"
     params: dict[str, Param] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
+    schema: dict[str, Any] | None = None  # a fixture endpoint's JSON Schema (validated with jsonschema)
 
     @property
     def known(self) -> bool:
@@ -61,7 +63,7 @@ class Spec:
 def spec_for(endpoint_id: str, provider: str = "fal") -> Spec:
     found = find_route(endpoint_id, provider)
     if found is None:
-        return Spec(endpoint_id, None, endpoint_id, "images")
+        return _fixture_spec(endpoint_id, provider) or Spec(endpoint_id, None, endpoint_id, "images")
     model, endpoint, route = found
     return Spec(
         endpoint_id,
@@ -71,6 +73,62 @@ def spec_for(endpoint_id: str, provider: str = "fal") -> Spec:
         _effective_params(model, endpoint, route),
         [*model.rules, *endpoint.rules],
     )
+
+
+def _fixture_spec(endpoint_id: str, provider: str) -> Spec | None:
+    """A platform fixture (fal endpoint, or Replicate model by name or version) as a Spec, or None."""
+    from ..catalog.live import CATEGORIES
+    from ..catalog.livemodel import params_of
+    from ..catalog.openapi import fal_schemas, output_shape, replicate_schemas
+    from .platform_docs import fixtures, replicate_by_version, replicate_models
+
+    if provider == "fal":
+        item = next((i for i in fixtures()["fal"] if i["endpoint_id"] == endpoint_id), None)
+        if item is None:
+            return None
+        kind = CATEGORIES.get(item["metadata"].get("category", ""), ("image", "t2i"))[0]
+        inp, out = fal_schemas(item["openapi"])
+        return Spec(endpoint_id, None, item["metadata"]["display_name"], output_shape(out, kind),
+                    params_of(inp, kind), schema=inp)
+    model = replicate_models().get(endpoint_id.split(":")[0]) or replicate_by_version(endpoint_id.split(":")[-1])
+    if model is None or not isinstance(model.get("latest_version"), dict):
+        return None
+    inp, out = replicate_schemas(model["latest_version"]["openapi_schema"])
+    kind = "video" if "video" in f"{model['name']} {model.get('description', '')}".lower() else "image"
+    return Spec(endpoint_id, None, f"{model['owner']}/{model['name']}", output_shape(out, kind), params_of(inp, kind),
+                schema=inp)
+
+
+def _schema_errors(schema: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """jsonschema's findings as fal's pydantic-style 422 entries."""
+    from jsonschema import Draft202012Validator
+
+    out = []
+    clean = {k: v for k, v in payload.items() if not k.startswith("_sandbox")}
+    for e in Draft202012Validator(schema).iter_errors(clean):
+        loc = list(e.absolute_path)
+        if e.validator == "required":
+            name = str(e.message).split("'")[1] if "'" in str(e.message) else ""
+            out.append({"type": "missing", "loc": ["body", *loc, name], "msg": "Field required"})
+        elif e.validator == "enum":
+            exp = _expected(list(e.validator_value))
+            out.append(_err("literal_error", loc, f"Input should be {exp}", e.instance, {"expected": exp}))
+        elif e.validator in ("minimum", "exclusiveMinimum"):
+            out.append(_err("greater_than_equal", loc, f"Input should be greater than or equal to {e.validator_value}",
+                            e.instance, {"ge": e.validator_value}))
+        elif e.validator in ("maximum", "exclusiveMaximum"):
+            out.append(_err("less_than_equal", loc, f"Input should be less than or equal to {e.validator_value}",
+                            e.instance, {"le": e.validator_value}))
+        elif e.validator in ("maxItems", "minItems"):
+            word = "most" if e.validator == "maxItems" else "least"
+            out.append(_err("too_long" if word == "most" else "too_short", loc,
+                            f"List should have at {word} {e.validator_value} items after validation", e.instance))
+        elif e.validator == "type":
+            out.append(_err(f"{e.validator_value}_type" if isinstance(e.validator_value, str) else "type_error", loc,
+                            f"Input should be a valid {e.validator_value}", e.instance))
+        else:
+            out.append(_err("value_error", loc, f"Value error, {e.message}", e.instance))
+    return out
 
 
 def role_values(spec: Spec, payload: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +260,8 @@ def _rule_errors(rule: Rule, payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def validate(spec: Spec, payload: dict[str, Any]) -> list[dict[str, Any]]:
     """pydantic-style error entries for `payload` (empty when it is valid). Unknown fields are ignored."""
+    if spec.schema is not None:
+        return _schema_errors(spec.schema, payload)
     errors: list[dict[str, Any]] = []
     for name, p in spec.params.items():
         if name not in payload or payload[name] is None:

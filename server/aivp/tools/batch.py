@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, validate_cal
 
 from ..domain.batch import Item, ItemResult, Run, invalid, result_of, start_and_follow, unfinished
 from ..domain.calls import CALLS
-from ..domain.prepare import Call, prepare
+from ..domain.prepare import Call, prepare_call
 from ..domain.studio import Studio
 from ..errors import AivpError
 from .common import boundary, progress_reporter, state_of
@@ -34,13 +34,13 @@ class BatchResult(BaseModel):
     next_step: str
 
 
-def batch_item(state: Studio, item: BatchItem) -> Item:
+async def batch_item(state: Studio, item: BatchItem) -> Item:
     """Check one item now (arguments and their types, model, values, inputs); a bad item fails alone."""
     fn = CALLS[item.tool]
     known = ", ".join(sorted(inspect.signature(fn).parameters))
     try:
         call: Call = validate_call(fn)(**item.args)
-        req, why = prepare(state, call)
+        req, why = await prepare_call(state, call)
     except ValidationError as exc:
         unknown = [str(e["loc"][-1]) for e in exc.errors() if e["type"] == "unexpected_keyword_argument"]
         other = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
@@ -91,7 +91,7 @@ def register(mcp: MCPServer[Any]) -> None:
             from ..errors import InvalidParameterError
 
             raise InvalidParameterError(f"Labels must be unique; repeated: {sorted({x for x in labels if labels.count(x) > 1})}.")
-        built = [batch_item(state, i) for i in items]
+        built = [await batch_item(state, i) for i in items]
         _refuse_twins(built)
         run = Run([built], limit=concurrency)
         await start_and_follow(state, run, wait_s, progress_reporter(ctx))

@@ -20,8 +20,11 @@ assert set(get_args(TaskName)) == set(TASKS)
 
 
 class ModelSearch(BaseModel):
-    models: list[dict[str, Any]] = Field(description="Matching models, best first, with price and a typical call's cost")
-    detail: dict[str, Any] | None = Field(default=None, description="Full card of the model asked for: every endpoint, parameter, range, default and price")
+    models: list[dict[str, Any]] = Field(description="Curated models that match, best first, with price and a typical call's cost")
+    live: list[dict[str, Any]] = Field(default=[], description="More endpoints from fal's live model list (source: live): id, category, unit price, one line")
+    next_cursor: str | None = Field(default=None, description="Pass as cursor for the next page of live results")
+    note: str | None = Field(default=None, description="Why live results are missing or old, when they are")
+    detail: dict[str, Any] | None = Field(default=None, description="Card of the model asked for: endpoints, parameters (types, values, ranges, defaults, required), price")
 
 
 class Uploaded(BaseModel):
@@ -46,20 +49,45 @@ def register(mcp: MCPServer[Any]) -> None:
         min_consistency: Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="Least character-consistency level.")] = None,
         tier: Annotated[Literal["fast", "standard", "premium"] | None, Field(description="Speed/quality tier.")] = None,
         prefer: Annotated[Literal["balanced", "quality", "price", "speed"], Field(description="How to rank.")] = "balanced",
-        model: Annotated[str | None, Field(description="A model id, alias or endpoint id: returns its full card (all parameters, ranges, prices).")] = None,
+        model: Annotated[str | None, Field(description="Catalog id or alias, fal endpoint id or Replicate owner/name[:version]: its card (parameters, values, ranges, price).")] = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 8,
+        live: Annotated[bool, Field(description="Also list fal's live model list after the curated models.")] = True,
+        cursor: Annotated[str | None, Field(description="next_cursor of an earlier answer: more live results.")] = None,
     ) -> ModelSearch:
-        """Find the right model for a task, budget and capability, or read one model's full card.
+        """Find the right model for a task, budget and capability, or read one model's card.
 
-        Works without any API key. Each model lists its tasks, price, the cost of a typical call, speed,
-        quality, character-consistency level and tags; the card lists every native parameter with its
-        valid values, which generation tools accept through `options`."""
-        from ..catalog.search import detail, search
+        Curated models come first (ranked, with tasks, price, typical-call cost, speed, quality, consistency,
+        tags); then fal endpoints from its live model list (source: live), paged. Any of them runs in the
+        generation tools. A card lists every native parameter with its valid values (`options` takes them)."""
+        from ..catalog.search import curated_endpoints, detail, search
+        from ..catalog.livemodel import live_card
+        from ..catalog.livesearch import search as live_search
+        from ..domain.live import ensure, is_curated, live_for
 
-        available = state_of(ctx).providers or {"fal"}
-        found = search(task=task, query=query, capabilities=capabilities, max_price_usd=max_price_usd,
-                       min_consistency=min_consistency, tier=tier, prefer=prefer, limit=limit, available=available)
-        return ModelSearch(models=found, detail=detail(model, available) if model else None)
+        state = state_of(ctx)
+        available = state.providers or {"fal"}
+        lists = not model or bool(task or query or capabilities or max_price_usd is not None or min_consistency or tier)
+        found = [] if cursor or not lists else search(task=task, query=query, capabilities=capabilities,
+                                         max_price_usd=max_price_usd, min_consistency=min_consistency, tier=tier,
+                                         prefer=prefer, limit=limit, available=available)
+        out = ModelSearch(models=found)
+        catalog_live = live_for(state) if lists and live and not capabilities and not min_consistency and not tier \
+            else None
+        if catalog_live is not None:
+            rows, out.next_cursor, out.note = await live_search(catalog_live, query=query, task=task, limit=limit,
+                                                                cursor=cursor, skip=curated_endpoints())
+            out.live = [r for r in rows if max_price_usd is None or r.get("unit") != "image"
+                        or r.get("unit_price", 0) <= max_price_usd]
+        if model:
+            if is_curated(model):
+                out.detail = detail(model, available)
+            else:
+                ep = await ensure(state, model)
+                if ep is None:
+                    detail(model, available)  # raises the unknown-model error naming the closest catalog models
+                else:
+                    out.detail = live_card(ep)
+        return out
 
     @mcp.tool(title="Upload file", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))

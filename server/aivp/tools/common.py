@@ -111,7 +111,7 @@ class JobResult(BaseModel):
     request_id: str | None = None
     reused: bool = Field(default=False, description="True when an identical earlier job answered this call at no cost")
     files: list[FileOut] = []
-    estimate_usd: float
+    estimate_usd: float | None = Field(description="What aivp expects the job to cost; null when the price is unknown")
     cost_usd: float | None = None
     seed: int | None = None
     queue_position: int | None = None

@@ -12,12 +12,12 @@ from .common import JobResult, as_tool_result, boundary, follow, state_of
 from .ui import review_line, ui_meta
 from ..providers import PROVIDER_NAMES
 from ..domain.calls import edit_call, image_call, video_call
-from ..domain.prepare import Call, prepare
+from ..domain.prepare import Call, prepare_call
 
 PAID = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 
 Prompt = Annotated[str, Field(min_length=1, description="What to make; @Name brings in a registered character or location (description + sheet). For video: scene, action, dialogue in quotes, camera, sound.")]
-Model = Annotated[str | None, Field(description="Catalog id, alias or fal endpoint id (see search_models). Leave empty to let aivp choose.")]
+Model = Annotated[str | None, Field(description="Catalog id or alias, any fal endpoint id, or a Replicate owner/name[:version] (see search_models). Leave empty to let aivp choose.")]
 Refs = Annotated[list[str] | None, Field(description="Reference images: project paths (uploaded for you), http(s) URLs or data: URIs. Character sheets first.")]
 Ratio = Annotated[str | None, Field(description="Aspect ratio such as 16:9, 9:16, 1:1, 4:3, 3:4.")]
 Seed = Annotated[int | None, Field(description="Seed for reproducible results, where the model takes one.")]
@@ -32,6 +32,7 @@ Variations = Annotated[dict[str, str] | None, Field(description="For @mentioned 
 Tier = Annotated[Literal["fast", "standard", "premium"] | None, Field(description="With no model: pick the cheapest model of this tier.")]
 Consistency = Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="With no model: the character consistency the model must reach.")]
 DryRun = Annotated[bool, Field(description="Check the arguments and return the model, the native input and the cost estimate without sending or spending anything.")]
+MaxCost = Annotated[float | None, Field(gt=0, description="Most this call may cost (USD); required when its price is unknown.")]
 
 
 def register(mcp: MCPServer[Any]) -> None:
@@ -53,6 +54,7 @@ def register(mcp: MCPServer[Any]) -> None:
         wait_s: WaitS = None,
         fresh: Fresh = False,
         dry_run: DryRun = False,
+        max_cost_usd: MaxCost = None,
         provider: ProviderArg = None,
         variations: Variations = None,
         tier: Tier = None,
@@ -66,7 +68,7 @@ def register(mcp: MCPServer[Any]) -> None:
         call = image_call(prompt=prompt, model=model, references=references, aspect_ratio=aspect_ratio, size=size,
                           num_images=num_images, seed=seed, negative_prompt=negative_prompt, output=output,
                           overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
-                          tier=tier, consistency=consistency)
+                          tier=tier, consistency=consistency, max_cost_usd=max_cost_usd)
         return await _run(ctx, call, wait_s, dry_run)
 
     @mcp.tool(title="Edit image", annotations=PAID)
@@ -92,6 +94,7 @@ def register(mcp: MCPServer[Any]) -> None:
         wait_s: WaitS = None,
         fresh: Fresh = False,
         dry_run: DryRun = False,
+        max_cost_usd: MaxCost = None,
         provider: ProviderArg = None,
         variations: Variations = None,
     ) -> Annotated[CallToolResult, JobResult]:
@@ -102,7 +105,8 @@ def register(mcp: MCPServer[Any]) -> None:
         call = edit_call(image=image, prompt=prompt, operation=operation, mask=mask, references=references,
                          strength=strength, upscale_factor=upscale_factor, model=model, aspect_ratio=aspect_ratio,
                          size=size, num_images=num_images, seed=seed, negative_prompt=negative_prompt, output=output,
-                         overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations)
+                         overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
+                         max_cost_usd=max_cost_usd)
         return await _run(ctx, call, wait_s, dry_run)
 
     @mcp.tool(title="Generate video", annotations=PAID, meta=ui_meta("clips"))
@@ -128,6 +132,7 @@ def register(mcp: MCPServer[Any]) -> None:
         wait_s: WaitS = None,
         fresh: Fresh = False,
         dry_run: DryRun = False,
+        max_cost_usd: MaxCost = None,
         provider: ProviderArg = None,
         variations: Variations = None,
     ) -> Annotated[CallToolResult, JobResult]:
@@ -139,20 +144,21 @@ def register(mcp: MCPServer[Any]) -> None:
         call = video_call(prompt=prompt, model=model, image=image, end_image=end_image, references=references,
                           video=video, duration=duration, aspect_ratio=aspect_ratio, resolution=resolution, audio=audio,
                           camera_fixed=camera_fixed, seed=seed, negative_prompt=negative_prompt, output=output,
-                          overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations)
+                          overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
+                         max_cost_usd=max_cost_usd)
         return await _run(ctx, call, wait_s, dry_run)
 
 
 async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run: bool = False) -> CallToolResult:
     state = state_of(ctx)
-    req, why = prepare(state, call, dry_run=dry_run)
+    req, why = await prepare_call(state, call, dry_run=dry_run)
     if dry_run:
         return _estimate_only(req, why)
     started = await state.runner.start(req)
     row = await follow(ctx, started, wait_s)
     reused = not started.created and row.state == "completed" and started.row.state == "completed"
     joined = not started.created and started.row.active
-    note = f"Model: {why}; estimate ~${req.estimate.usd:.3f} ({req.estimate.detail})."
+    note = f"Model: {why}; estimate {req.estimate.shown} ({req.estimate.detail})."
     if joined:
         note += " An identical job was already running; this call joined it instead of paying again."
     if call.tool == "generate_video" and row.state == "completed" and row.outputs:
@@ -166,9 +172,12 @@ def _estimate_only(req: Any, why: str) -> CallToolResult:
     b = req.built
     result = JobResult(
         job_id="", status="estimate", done=True, model=b.model.id, endpoint=b.route.endpoint, provider=b.route.provider,
-        estimate_usd=round(req.estimate.usd, 4), cost_usd=0.0, warnings=b.warnings, request=record_payload(b.payload),
+        estimate_usd=round(req.estimate.usd, 4) if req.estimate.known else None, cost_usd=0.0,
+        warnings=b.warnings if req.estimate.known else [*b.warnings, f"Price unknown: {req.estimate.detail}."],
+        request=record_payload(b.payload),
         next_step="Nothing was sent or charged. Call again without dry_run to run it.",
     )
-    text = (f"Dry run: {b.label} via {b.route.provider} ({b.route.endpoint}) would cost about ${req.estimate.usd:.3f} "
+    cost = f"would cost about ${req.estimate.usd:.3f}" if req.estimate.known else "has an unknown price"
+    text = (f"Dry run: {b.label} via {b.route.provider} ({b.route.endpoint}) {cost} "
             f"({req.estimate.detail}). Model: {why}. Nothing was sent.")
     return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))

@@ -50,12 +50,17 @@ def register(mcp: MCPServer[Any]) -> None:
         return {"models": [summary(m) for m in catalog().models]}
 
     @mcp.resource("aivp://models/{+model_id}", mime_type="application/json",
-                  description="One model's full card: endpoints, parameters with ranges, limits, prices")
-    def model_card(model_id: str) -> dict[str, Any]:
+                  description="One model's card (catalog id, fal endpoint id or Replicate owner/name): parameters, ranges, price")
+    async def model_card(model_id: str, ctx: Context[Any, Any]) -> dict[str, Any]:
         from ..catalog.search import detail
+        from ..catalog.livemodel import live_card
+        from ..domain.live import ensure, is_curated
 
         try:
-            return detail(model_id)
+            if is_curated(model_id):
+                return detail(model_id)
+            ep = await ensure(state_of(ctx), model_id)
+            return live_card(ep) if ep is not None else detail(model_id)
         except AivpError as exc:
             raise ResourceNotFoundError(str(exc)) from None
 
@@ -97,7 +102,7 @@ def register(mcp: MCPServer[Any]) -> None:
             "1. Look at the keyframe (read it via its aivp://files/ URI) and write a motion prompt in the order "
             "scene → action → dialogue in quotes → camera → sound.\n"
             "2. Unless I named a model, call generate_video with image set to the keyframe, the duration, and no "
-            "model (aivp picks Seedance 1.5 Pro, the best value with native audio). Use Kling V3 Pro or Veo 3.1 only "
+            "model (aivp picks Seedance 2.0: native audio, start and end frames). Use Kling 3.0 Pro or Veo 3.1 only "
             "for hero shots, and say what it will cost first (search_models lists prices).\n"
             f"3. Save it under video/clips/ (output=video/clips/<name>.mp4). If the call returns a job_id, "
             "collect it with queue_status(job_id, wait_s=30).\n"

@@ -39,7 +39,7 @@ def register(mcp: MCPServer[Any]) -> None:
         mode: Annotated[Literal["plan", "run", "status"], Field(description="plan: show every step, model and cost, spend nothing; run: do what is missing; status: how each shot is doing.")] = "plan",
         shots: Annotated[list[str] | None, Field(description="Only these shots (numbers like 3 or ids like 1.2) and what they need.")] = None,
         stages: Annotated[list[Stage] | None, Field(description="Only these stages (default all: portraits, locations, keyframes, clips).")] = None,
-        video_model: Annotated[str | None, Field(description="Clip model (default seedance-1.5-pro, the cheap default).")] = None,
+        video_model: Annotated[str | None, Field(description="Clip model (default seedance-2.0).")] = None,
         image_model: Annotated[str | None, Field(description="Portrait/keyframe model (default: the project's image default, see AIVP_IMAGE_MODEL).")] = None,
         multi_shot: Annotated[bool, Field(description="Render dialogue scenes with recurring characters as one Kling O3 multi-shot call each, split into shot clips.")] = False,
         hero_shots: Annotated[list[str] | None, Field(description="Shots to render with the hero model.")] = None,
