@@ -1,4 +1,4 @@
-"""The `aivp` command: serve (stdio MCP), sandbox, demo, models, jobs."""
+"""The `aivp` command: serve (MCP on stdio, or streamable HTTP with --http), sandbox, demo, models, jobs."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"aivp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the MCP server on stdio (what MCP clients start)")
+    p = sub.add_parser("serve", help="run the MCP server on stdio (what MCP clients start), or over HTTP with --http")
     p.add_argument("--project", help="project folder (default: AIVP_PROJECT_DIR, else the working directory)")
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="with --http: address to listen on (default 127.0.0.1; any other "
+                                                      "address needs AIVP_HTTP_TOKENS or OAuth settings)")
+    p.add_argument("--port", type=int, default=8000, help="with --http: port (default 8000)")
 
     p = sub.add_parser("sandbox", help="run the local fal-compatible sandbox server")
     p.add_argument("--port", type=int, default=8765)
@@ -62,12 +66,21 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings.from_env(project_dir=args.project)
+        if args.http:
+            from .http.app import http_settings
+
+            settings = http_settings(settings, args.host, args.port)
     except ConfigError as exc:
         print(f"aivp: {exc}", file=sys.stderr)
         return 2
     server = build_server(settings)
     configure_logging(settings)
-    server.run("stdio")
+    if not args.http:
+        server.run("stdio")
+        return 0
+    from .http.app import serve
+
+    serve(server, settings, host=args.host, port=args.port)
     return 0
 
 

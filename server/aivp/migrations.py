@@ -73,3 +73,13 @@ migration(
     CREATE INDEX jobs_owner ON jobs(owner)
     """,
 )
+
+
+migration(
+    "m003_started_by",
+    """
+    ALTER TABLE jobs ADD COLUMN started_by TEXT;
+    ALTER TABLE jobs ADD COLUMN canceled_by TEXT;
+    CREATE INDEX jobs_started_by ON jobs(started_by)
+    """,
+)

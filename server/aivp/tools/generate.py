@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from .common import JobResult, as_tool_result, boundary, follow, state_of
+from .consent import ConfirmSpend, consent, of_request
 from ..providers import PROVIDER_NAMES
 from ..domain.calls import edit_call, image_call, video_call
 from ..domain.prepare import Call, prepare
@@ -56,7 +57,8 @@ def register(mcp: MCPServer[Any]) -> None:
         variations: Variations = None,
         tier: Tier = None,
         consistency: Consistency = None,
-    ) -> Annotated[CallToolResult, JobResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
         """Make keyframes, character sheets, style frames and location plates from text, optionally guided by reference images.
 
         With references (character sheet, earlier frame, style frame) a multi-reference edit model is used.
@@ -66,7 +68,7 @@ def register(mcp: MCPServer[Any]) -> None:
                           num_images=num_images, seed=seed, negative_prompt=negative_prompt, output=output,
                           overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
                           tier=tier, consistency=consistency)
-        return await _run(ctx, call, wait_s, dry_run)
+        return await _run(ctx, call, wait_s, dry_run, confirm_spend_usd)
 
     @mcp.tool(title="Edit image", annotations=PAID)
     @boundary
@@ -93,7 +95,8 @@ def register(mcp: MCPServer[Any]) -> None:
         dry_run: DryRun = False,
         provider: ProviderArg = None,
         variations: Variations = None,
-    ) -> Annotated[CallToolResult, JobResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
         """Edit, inpaint, restyle, remove the background of, or upscale an image.
 
         Instruction edits need no mask: describe the change. Reference images compose elements into the
@@ -102,7 +105,7 @@ def register(mcp: MCPServer[Any]) -> None:
                          strength=strength, upscale_factor=upscale_factor, model=model, aspect_ratio=aspect_ratio,
                          size=size, num_images=num_images, seed=seed, negative_prompt=negative_prompt, output=output,
                          overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations)
-        return await _run(ctx, call, wait_s, dry_run)
+        return await _run(ctx, call, wait_s, dry_run, confirm_spend_usd)
 
     @mcp.tool(title="Generate video", annotations=PAID)
     @boundary
@@ -129,7 +132,8 @@ def register(mcp: MCPServer[Any]) -> None:
         dry_run: DryRun = False,
         provider: ProviderArg = None,
         variations: Variations = None,
-    ) -> Annotated[CallToolResult, JobResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
         """Make a clip from text, animate a keyframe (start frame, optional end frame), or follow reference images.
 
         Video takes 10 s to 5 min: this call waits up to wait_s, then returns a job_id while the job keeps
@@ -139,15 +143,18 @@ def register(mcp: MCPServer[Any]) -> None:
                           video=video, duration=duration, aspect_ratio=aspect_ratio, resolution=resolution, audio=audio,
                           camera_fixed=camera_fixed, seed=seed, negative_prompt=negative_prompt, output=output,
                           overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations)
-        return await _run(ctx, call, wait_s, dry_run)
+        return await _run(ctx, call, wait_s, dry_run, confirm_spend_usd)
 
 
-async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run: bool = False) -> CallToolResult:
+async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run: bool = False,
+               confirm_spend_usd: float | None = None) -> CallToolResult | InputRequiredResult:
     state = state_of(ctx)
     req, why = prepare(state, call, dry_run=dry_run)
     if dry_run:
         return _estimate_only(req, why)
-    started = await state.runner.start(req)
+    if (ask := await consent(ctx, state, of_request(req), confirm_spend_usd)) is not None:
+        return ask
+    started = await state.runner.start(req, started_by=state.caller)
     row = await follow(ctx, started, wait_s)
     reused = not started.created and row.state == "completed" and started.row.state == "completed"
     joined = not started.created and started.row.active
