@@ -75,14 +75,16 @@ def of_request(req: JobRequest) -> Spend:
     """The Spend of one job request."""
     b = req.built
     where = f" -> {', '.join(req.targets)}" if req.targets else ""
-    return Spend(req.estimate.usd, f"{b.label} via {b.route.provider}", f"{req.kind} ({req.mode}, {req.estimate.detail}){where}")
+    what = f"{req.kind} output ({req.mode}; {req.estimate.detail}){where}"
+    return Spend(req.estimate.usd, f"{b.label} via {b.route.provider}", what)
 
 
 def of_items(items: Iterable[Item], what: str) -> Spend:
     """The Spend of the jobs one call starts as a run (a batch, a sheet, candidates): every item still to make."""
     reqs = [item.make()[0] for item in items if item.make is not None and item.status == "waiting"]
     models = sorted({r.built.label for r in reqs})
-    model = models[0] if len(models) == 1 else f"{len(models)} models ({', '.join(models[:3])}{', ...' if len(models) > 3 else ''})"
+    more = ", ..." if len(models) > 3 else ""
+    model = models[0] if len(models) == 1 else f"{len(models)} models ({', '.join(models[:3])}{more})"
     return Spend(sum(r.estimate.usd for r in reqs), model, what)
 
 
@@ -96,11 +98,12 @@ def reason(state: Studio, estimate_usd: float) -> str | None:
     s = state.settings
     if s.confirm_above_usd >= 0 and (s.confirm_above_usd == 0 or estimate_usd > s.confirm_above_usd):
         return ("every paid call is confirmed (AIVP_CONFIRM_ABOVE_USD=0)" if s.confirm_above_usd == 0 else
-                f"more than ${s.confirm_above_usd:.2f} (AIVP_CONFIRM_ABOVE_USD)")
+                f"it costs more than ${s.confirm_above_usd:.2f} (AIVP_CONFIRM_ABOVE_USD)")
     if s.session_budget_usd is not None:
         spent = state.ledger.spend_since(state.started_at, state.caller)
         if spent + estimate_usd > s.session_budget_usd:
-            return f"it would take this session past its ${s.session_budget_usd:.2f} limit (AIVP_SESSION_BUDGET_USD)"
+            limit = s.session_budget_usd
+            return f"it would take this session past its ${limit:.2f} limit (AIVP_SESSION_BUDGET_USD)"
     return None
 
 
@@ -129,10 +132,10 @@ async def consent(ctx: Context[Any, Any], state: Studio, spend: Spend,
             return None
         given = f" confirm_spend_usd={confirm_spend_usd:g} is below it." if confirm_spend_usd is not None else ""
         raise ToolError(
-            f"Not submitted: {spend.what} on {spend.model} is estimated at ${shown:.2f}, {why}, and this client "
-            f"cannot ask the user.{given} Ask the user whether to spend ${shown:.2f}; if they agree, call again with "
-            f"the same arguments and confirm_spend_usd={shown:.2f}. Nothing was charged.")
-    message = f"Spend about ${shown:.2f}? aivp would make {spend.what} on {spend.model}; {why}."
+            f"Not submitted: {spend.what} with {spend.model} is estimated at ${shown:.2f}; aivp asks first because "
+            f"{why}, and this client cannot ask the user.{given} Ask the user whether to spend ${shown:.2f}; if they "
+            f"agree, call again with the same arguments and confirm_spend_usd={shown:.2f}. Nothing was charged.")
+    message = f"Spend about ${shown:.2f}? aivp would make {spend.what} with {spend.model}. Asked because {why}."
     params = {"consent": (Resolve(AskToSpend(message)), True)}
     try:
         with anyio.fail_after(ANSWER_TIMEOUT_S):
@@ -152,5 +155,5 @@ async def consent(ctx: Context[Any, Any], state: Studio, spend: Spend,
         log.info("spend of $%.2f on %s approved by the user", shown, spend.model)
         return None
     said = {"accept": "said no to", "decline": "declined", "cancel": "did not answer"}.get(answer.action, "declined")
-    raise ToolError(f"Not submitted: the user {said} spending ${shown:.2f} on {spend.model} ({spend.what}). Nothing "
+    raise ToolError(f"Not submitted: the user {said} spending ${shown:.2f} on {spend.what} with {spend.model}. Nothing "
                     "was charged. Ask what they would like instead (a cheaper model, fewer outputs, a dry_run).")
