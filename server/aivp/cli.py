@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hero", help="shots for the hero model, e.g. 6")
     p.add_argument("--redo", help="shots to make again, e.g. 2,4")
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--yes", action="store_true", help="spend without asking (otherwise a run above "
+                                                      "AIVP_CONFIRM_ABOVE_USD asks on the terminal first)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("models", help="list catalog models")
@@ -162,13 +165,24 @@ def _run_storyboard(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         from mcp import Client
+        from mcp.types import ElicitResult
 
         from .app import build_server, text_of
 
         async def progress(progress: float, total: float | None, message: str | None) -> None:
             print(f"  {message}", file=sys.stderr, flush=True)
 
-        async with Client(build_server(settings)) as client:
+        async def consent(context: Any, params: Any) -> ElicitResult:  # spend consent, asked on the terminal
+            if args.yes:
+                return ElicitResult(action="accept", content={"approve": True})
+            if not sys.stdin.isatty():
+                print(f"{params.message}\nNot confirmed: run again with --yes to spend.", file=sys.stderr)
+                return ElicitResult(action="decline")
+            said = await anyio.to_thread.run_sync(input, f"{params.message} [y/N] ")
+            approve = said.strip().lower() in ("y", "yes")
+            return ElicitResult(action="accept", content={"approve": approve})
+
+        async with Client(build_server(settings), elicitation_callback=consent) as client:
             args_in = {k: v for k, v in request.items() if v not in (None, False)}
             result = await client.call_tool("run_storyboard", args_in, progress_callback=progress)
             while not result.is_error and result.structured_content and result.structured_content["status"] == "running":
