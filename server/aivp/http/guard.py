@@ -69,11 +69,14 @@ def challenge(status: int, error: str, description: str, metadata: str | None, n
         parts.append(f'scope="{need}"')
     if metadata:
         parts.append(f'resource_metadata="{metadata}"')
+    if status == 403:
+        log.info("refused a request: %s", description)
     body = {"error": error, "error_description": description, **({"scope": need} if need else {})}
     return JSONResponse(body, status_code=status, headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)})
 
 
 def unauthorized(metadata: str | None) -> Response:
+    log.info("refused a request without a valid bearer token")
     return challenge(401, "invalid_token", "A valid bearer token is required.", metadata, " ".join(SCOPES))
 
 
