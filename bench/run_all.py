@@ -29,13 +29,14 @@ BENCHES = {  # number -> (title, script, extra args for the full run)
     "4": ("memory while downloading huge outputs", "bench_memory.py", []),
     "5": ("cold start over stdio", "bench_coldstart.py", []),
     "6": ("a 30-shot storyboard through run_storyboard", "bench_storyboard.py", []),
+    "7": ("aivp over HTTP vs stdio: cold start, per-job overhead, 50 concurrent clients", "bench_http.py", []),
 }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller N; 256 MiB instead of 1 GiB")
-    ap.add_argument("--only", help="comma-separated benchmark numbers (1 covers 1 and 2): 1,3,4,5,6")
+    ap.add_argument("--only", help="comma-separated benchmark numbers (1 covers 1 and 2): 1,3,4,5,6,7")
     args = ap.parse_args()
     wanted = [b.strip() for b in args.only.split(",")] if args.only else list(BENCHES)
     wanted = ["1" if w == "2" else w for w in wanted]
