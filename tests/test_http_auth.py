@@ -187,5 +187,12 @@ def test_token_settings_are_checked(project: Path) -> None:
     for bad in ("alice:short", "alice:" + "x" * 20 + ",alice:" + "y" * 20, "alice:" + "x" * 20 + ",bob:" + "x" * 20):
         with pytest.raises(ConfigError):
             Settings.from_env({"AIVP_HTTP_TOKENS": bad}, project_dir=project)
-    with pytest.raises(ConfigError, match="AIVP_PUBLIC_URL"):
-        Settings.from_env({"AIVP_OAUTH_ISSUER": "https://auth.example.com"}, project_dir=project)
+    from aivp.http.app import check
+
+    oauth_only = Settings.from_env({"AIVP_OAUTH_ISSUER": "https://auth.example.com"}, project_dir=project)
+    with pytest.raises(ConfigError, match="AIVP_PUBLIC_URL"):  # stdio does not care; --http refuses to start
+        check(oauth_only, "127.0.0.1")
+    for public in ("http://aivp.example.com/mcp", "https://aivp.example.com/"):
+        with pytest.raises(ConfigError, match="AIVP_PUBLIC_URL"):
+            check(Settings.from_env({"AIVP_OAUTH_ISSUER": "https://auth.example.com", "AIVP_PUBLIC_URL": public},
+                                    project_dir=project), "127.0.0.1")

@@ -182,7 +182,7 @@ async def test_storyboard_cli_killed_midway_reruns_to_the_end_paying_once(projec
     sandbox.configure(image_s=0.5, video_s=1.5)
     env = server_env(project, sandbox)
     log = (tmp_path / "run-1.txt").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "aivp", "run-storyboard", "--project", str(project)],
+    proc = subprocess.Popen([sys.executable, "-m", "aivp", "run-storyboard", "--yes", "--project", str(project)],
                             stdout=log, stderr=log, env=env, cwd=str(project))
     ledger = project / ".aivp" / "ledger.sqlite3"
     try:
@@ -201,7 +201,7 @@ async def test_storyboard_cli_killed_midway_reruns_to_the_end_paying_once(projec
         proc.wait(10)
         log.close()
     assert not (project / "video/clips/shot-06.mp4").exists()
-    second = subprocess.run([sys.executable, "-m", "aivp", "run-storyboard", "--project", str(project)],
+    second = subprocess.run([sys.executable, "-m", "aivp", "run-storyboard", "--yes", "--project", str(project)],
                             capture_output=True, text=True, env=env, cwd=str(project), timeout=180)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Storyboard run" in second.stdout

@@ -201,9 +201,6 @@ class Settings:
             raise ConfigError("AIVP_BUDGET_USD must be zero or more.")
         if settings.session_budget_usd is not None and settings.session_budget_usd < 0:
             raise ConfigError("AIVP_SESSION_BUDGET_USD must be zero or more (or unset for no session limit).")
-        if settings.oauth_issuer and not settings.public_url:
-            raise ConfigError("AIVP_OAUTH_ISSUER is set but AIVP_PUBLIC_URL is not: set it to this server's public MCP "
-                              "URL, e.g. https://aivp.example.com/mcp (tokens must name it as their audience).")
         return replace(settings, **overrides) if overrides else settings
 
     def key_for(self, provider: str) -> Secret | None:

@@ -76,6 +76,9 @@ def check(settings: Settings, host: str) -> None:
     if not is_loopback(host) and not auth_configured(settings):
         raise ConfigError(f"Refusing to serve on {host}: anyone who can reach it could spend on your provider "
                           f"keys. {HOW_TO_AUTH}")
+    if settings.oauth_issuer and not settings.public_url:
+        raise ConfigError("AIVP_OAUTH_ISSUER is set but AIVP_PUBLIC_URL is not: set it to this server's public MCP "
+                          "URL, e.g. https://aivp.example.com/mcp (tokens must name it as their audience).")
     for name, url in (("AIVP_OAUTH_ISSUER", settings.oauth_issuer), ("AIVP_OAUTH_JWKS_URL", settings.oauth_jwks_url),
                       ("AIVP_PUBLIC_URL", settings.public_url)):
         if url and urlsplit(url).scheme != "https" and not is_loopback(urlsplit(url).hostname or ""):

@@ -110,7 +110,7 @@ class FileOut(BaseModel):
     has_audio: bool | None = None
     check: dict[str, Any] | None = Field(default=None, description="Decode/duration check of a clip")
     poster: str | None = Field(default=None, description="A clip's poster frame (video/posters/)")
-    download_url: str | None = Field(default=None, description="Over HTTP: a link to the full file on this server, valid for an hour")
+    download_url: str | None = Field(default=None, description="Over HTTP: a link to the file, valid 1 h")
 
 
 class JobResult(BaseModel):
@@ -124,7 +124,7 @@ class JobResult(BaseModel):
     provider: str
     request_id: str | None = None
     reused: bool = Field(default=False, description="True when an identical earlier job answered this call at no cost")
-    started_by: str | None = Field(default=None, description="Who started the job (over HTTP: the token's subject)")
+    started_by: str | None = Field(default=None, description="Who started it (over HTTP)")
     files: list[FileOut] = []
     estimate_usd: float
     cost_usd: float | None = None

@@ -57,7 +57,7 @@ def register(mcp: MCPServer[Any]) -> None:
         request_id: Annotated[str | None, Field(description="With model: a request/prediction id made outside aivp; aivp follows it and saves its result.")] = None,
         wait_s: Annotated[float, Field(ge=0, le=600, description="Wait up to this many seconds for the job to finish before answering.")] = 0,
         limit: Annotated[int, Field(ge=1, le=100, description="How many recent jobs to list when no job is named.")] = 10,
-        started_by: Annotated[str | None, Field(description="List only the jobs this person started (over HTTP: a token's subject); 'me' for your own.")] = None,
+        started_by: Annotated[str | None, Field(description="Only jobs this person started (over HTTP); 'me' for yours.")] = None,
     ) -> Annotated[CallToolResult, QueueStatus]:
         """A job's state (queue position, logs, elapsed time) and, once done, its files; or the recent jobs and spend.
 
