@@ -270,3 +270,43 @@ async def test_no_key_or_token_in_any_response_log_or_record(project: Path, sand
         assert secret not in wire, "a secret reached an HTTP response"
         assert secret not in caplog.text, "a secret reached the log"
         assert secret not in all_text(project), "a secret reached a file or the ledger"
+
+
+async def test_extra_routes_run_behind_the_same_auth(project: Path, sandbox: Any) -> None:
+    """The hook the review UI uses: create_app(routes=...) serves them behind a token or a signed link."""
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def whoami(request: Request) -> PlainTextResponse:
+        user = request.user
+        return PlainTextResponse(user.access_token.subject if user.is_authenticated else "signed link")
+
+    async with http_server(make_settings(project, sandbox), tokens=TOKENS,
+                           routes=[Route("/review/whoami", whoami, methods=["GET", "POST"])]) as url:
+        base = url.removesuffix("/mcp")
+        async with http_client(url, ALICE) as c:  # a signed link to this route, made with the server's key
+            r = await c.call_tool("generate_image", {"prompt": "for the link key", "output": "image/frames/l.png"})
+        link = r.structured_content["files"][0]["download_url"]
+        async with httpx2.AsyncClient() as h:
+            assert (await h.get(f"{base}/review/whoami")).status_code == 401
+            got = await h.get(f"{base}/review/whoami", headers={"Authorization": f"Bearer {BOB}"})
+            assert (got.status_code, got.text) == (200, "bob")
+            # a signed link names one path: the file's link does not open the review route
+            query = link.split("?", 1)[1]
+            assert (await h.get(f"{base}/review/whoami?{query}")).status_code == 401
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_cancelled_call_only_detaches(project: Path, sandbox: Any, mode: str) -> None:
+    sandbox.stick_queue(True)
+    async with http_server(make_settings(project, sandbox), tokens=TOKENS) as url, \
+            http_client(url, ALICE, mode=mode) as c:
+        with anyio.move_on_after(1.0):  # the client gives up on its call (what a host's timeout does)
+            await c.call_tool("generate_image", {"prompt": "outlives its call", "wait_s": 60})
+        recent = (await c.call_tool("queue_status", {})).structured_content["recent"]
+        assert len(recent) == 1 and recent[0]["status"] in ("queued", "submitting", "pending")
+        sandbox.stick_queue(False)
+        done = await c.call_tool("queue_status", {"job_id": recent[0]["job_id"], "wait_s": 30})
+        assert done.structured_content["job"]["status"] == "completed"
+    assert sandbox.submission_count() == 1
