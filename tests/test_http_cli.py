@@ -94,3 +94,28 @@ async def test_serve_http_end_to_end(project: Path, sandbox: Any, tmp_path: Path
     assert out == b""  # over HTTP stdout stays empty; logs go to stderr
     for secret in (KEY_ID, KEY_SECRET, *TOKENS.values()):
         assert secret not in text and secret not in all_text(project)
+
+
+async def test_serve_http_with_oauth(project: Path, sandbox: Any, issuer: Any, tmp_path: Path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = _env(sandbox, project, AIVP_OAUTH_ISSUER=issuer.url, AIVP_PUBLIC_URL=url)
+    with (tmp_path / "serve.log").open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "aivp", "serve", "--http", "--port", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        async with httpx2.AsyncClient() as h:
+            with anyio.fail_after(60):
+                while True:
+                    try:
+                        meta = await h.get(f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/mcp")
+                        break
+                    except httpx2.HTTPError:
+                        await anyio.sleep(0.1)
+        assert meta.json()["resource"] == url
+        async with http_client(url, issuer.token(url, sub="dana")) as c:
+            assert (await c.call_tool("queue_status", {})).structured_content["recent"] == []
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert "OAuth tokens from" in (tmp_path / "serve.log").read_text()

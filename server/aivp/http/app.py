@@ -208,9 +208,10 @@ def serve(server: MCPServer[Any], settings: Settings, *, host: str, port: int,
     ])) or "no auth (this machine only)"
     print(f"aivp: MCP over HTTP at {public_base(settings, host, port)}{MCP_PATH} (listening on {host}:{port}; "
           f"{how}); GET /healthz answers ok", file=sys.stderr, flush=True)
-    if host in ("0.0.0.0", "::") and not settings.public_url and not settings.allowed_hosts:
-        print("aivp: only loopback Host headers are accepted until you set AIVP_PUBLIC_URL or AIVP_ALLOWED_HOSTS "
-              "(other requests get 421)", file=sys.stderr, flush=True)
+    if not is_loopback(host) and not settings.public_url:
+        print("aivp: set AIVP_PUBLIC_URL to the address clients use (e.g. https://aivp.example.com/mcp): until then "
+              "download links point at this machine's loopback address, and only loopback or AIVP_ALLOWED_HOSTS "
+              "Host headers are served (others get 421)", file=sys.stderr, flush=True)
     uvicorn.Server(uvicorn_config(app, host=host, port=port)).run()
 
 
