@@ -17,7 +17,7 @@ from aivp.errors import ConfigError
 from aivp.http.app import check, create_app, http_settings
 from aivp.http.links import file_path, signed_url
 
-from .conftest import KEY_ID, KEY_SECRET, TOKENS, all_text, http_client, http_server, make_settings, png
+from .conftest import KEY_ID, KEY_SECRET, TOKENS, all_text, http_client, http_server, make_settings, partials, png
 
 pytestmark = pytest.mark.anyio
 ALICE, BOB = TOKENS["alice"], TOKENS["bob"]
@@ -310,3 +310,33 @@ async def test_a_cancelled_call_only_detaches(project: Path, sandbox: Any, mode:
         done = await c.call_tool("queue_status", {"job_id": recent[0]["job_id"], "wait_s": 30})
         assert done.structured_content["job"]["status"] == "completed"
     assert sandbox.submission_count() == 1
+
+
+async def test_inputs_bigger_than_a_request_go_in_by_put(project: Path, sandbox: Any) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    buf = BytesIO()
+    Image.new("RGB", (1200, 1200), "teal").save(buf, "BMP")  # ~4.3 MB: more than a 4 MiB MCP request carries
+    data = buf.getvalue()
+    assert len(data) > 4 * 1024 * 1024
+    settings = make_settings(project, sandbox, max_upload_bytes=6 * 1024 * 1024)
+    async with http_server(settings, tokens=TOKENS) as url:
+        base = url.removesuffix("/mcp")
+        auth = {"Authorization": f"Bearer {ALICE}"}
+        async with httpx2.AsyncClient(timeout=30) as h:
+            assert (await h.put(f"{base}/files/image/refs/big.bmp", content=data)).status_code == 401
+            put = await h.put(f"{base}/files/image/refs/big.bmp", content=data, headers=auth)
+            assert put.status_code == 201 and put.json()["path"] == "image/refs/big.bmp"
+            assert put.json()["bytes"] == len(data) and (project / "image/refs/big.bmp").read_bytes() == data
+            again = await h.put(f"{base}/files/image/refs/big.bmp", content=b"other", headers=auth)
+            assert again.json()["path"] == "image/refs/big-2.bmp"  # never over an existing file
+            assert (await h.put(f"{base}/files/.env", content=b"FAL_KEY=x", headers=auth)).status_code == 400
+            assert (await h.put(f"{base}/files/../x.png", content=b"x", headers=auth)).status_code in (400, 404)
+            big = await h.put(f"{base}/files/image/refs/huge.bin", content=b"0" * (7 * 1024 * 1024), headers=auth)
+            assert big.status_code == 413 and not (project / "image/refs/huge.bin").exists()
+        assert partials(project) == []
+        async with http_client(url, ALICE) as c:
+            r = await c.call_tool("edit_image", {"image": "image/refs/big.bmp", "prompt": "make it night"})
+            assert not r.is_error, r.content[0].text

@@ -103,6 +103,10 @@ async def test_read_scope_lists_but_cannot_generate(project: Path, sandbox: Any,
             assert r.json()["scope"] == "aivp:generate" and "generate_image" in r.json()["error_description"]
             unscoped = await h.post(url, json=_list_tools(), headers={**MODERN, "Authorization": f"Bearer {none}"})
             assert unscoped.status_code == 403 and 'scope="aivp:read"' in unscoped.headers["www-authenticate"]
+            put = await h.put(url.replace("/mcp", "/files/image/x.png"), content=b"x",
+                              headers={"Authorization": f"Bearer {reader}"})
+            assert put.status_code == 403 and 'scope="aivp:generate"' in put.headers["www-authenticate"]
+            assert not (project / "image/x.png").exists()
         for mode in ("auto", "legacy"):
             async with http_client(url, reader, mode=mode) as c:
                 tools = {t.name for t in (await c.list_tools()).tools}

@@ -29,7 +29,7 @@ from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import RequestBodyLimitMiddleware, TransportSecuritySettings
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -41,8 +41,8 @@ from ..errors import ConfigError
 from ..project import Project
 from ..settings import Secret, Settings
 from .auth import GENERATE, READ, SCOPES, AnyOf, JwtTokens, StaticTokens
-from .files import files_route
-from .guard import HostCheck, McpGuard, Protected
+from .files import files_route, upload_route
+from .guard import BodyLimit, HostCheck, McpGuard, Protected
 
 log = logging.getLogger("aivp.http")
 
@@ -158,7 +158,8 @@ def create_app(server: MCPServer[Any], settings: Settings, *, host: str = "127.0
                 route.app = McpGuard(route.app, writers, metadata)
     key = settings.link_key.get().encode() if settings.link_key else None
     project = Project(settings.project_dir, settings.extra_roots)
-    for route, need in [(files_route(project), READ), *((r, route_scope) for r in routes)]:
+    uploads = upload_route(project, settings.max_upload_bytes)
+    for route, need in [(files_route(project), READ), (uploads, GENERATE), *((r, route_scope) for r in routes)]:
         if hasattr(route, "app"):
             route.app = Protected(route.app, auth_on=auth_on, link_key=key, metadata=metadata, need=need)
         app.router.routes.append(route)
@@ -167,7 +168,7 @@ def create_app(server: MCPServer[Any], settings: Settings, *, host: str = "127.0
     if tokens is not None:
         app.add_middleware(AuthContextMiddleware)
         app.add_middleware(AuthenticationMiddleware, backend=BearerAuthBackend(tokens), on_error=_auth_error)
-    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY)
+    app.add_middleware(BodyLimit, max_body=MAX_BODY, upload_prefix="/files/")
     app.add_middleware(HostCheck, hosts=hosts, origins=origins, mcp_path=MCP_PATH)
     return app
 

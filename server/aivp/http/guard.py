@@ -7,8 +7,9 @@
   changes the project when the token has only `aivp:read`. The SDK's own check allows one global scope
   list only; this reads the tool name from the body (and the 2026-07-28 `Mcp-Name` header, which the SDK
   checks against the body).
-- `Protected` wraps any other route (file downloads, the review UI): a token with the scope, or a signed
-  link (`links.py`) for GET and HEAD, or no auth configured at all (loopback only).
+- `Protected` wraps any other route (file downloads and uploads, the review UI): a token with the scope, or
+  a signed link (`links.py`) for GET and HEAD, or no auth configured at all (loopback only).
+- `BodyLimit`: 4 MiB per request body everywhere but uploads, which their handler caps.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.transport_security import RequestBodyLimitMiddleware
 from starlette.datastructures import Headers, QueryParams
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,6 +56,20 @@ class HostCheck:
             log.info("refused a request from Origin %r (see AIVP_ALLOWED_ORIGINS)", origin)
             return await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """The SDK's 4 MiB request cap on every route, except uploads (PUT /files/..., capped by their handler)."""
+
+    def __init__(self, app: ASGIApp, max_body: int, upload_prefix: str) -> None:
+        self.app = app
+        self.limited = RequestBodyLimitMiddleware(app, max_body)
+        self.upload_prefix = upload_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") == "PUT" and scope["path"].startswith(self.upload_prefix):
+            return await self.app(scope, receive, send)
+        await self.limited(scope, receive, send)
 
 
 def scopes_of(scope: Scope) -> set[str] | None:
