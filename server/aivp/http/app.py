@@ -8,7 +8,7 @@ One `/mcp` endpoint serves both protocol eras (2026-07-28 stateless requests; 20
 pushed notifications and elicitation), stateful with SSE responses, so progress, elicitation and
 cancellation work as on stdio. The app adds: Host/Origin allow-lists on every route, bearer auth
 (AIVP_HTTP_TOKENS and/or OAuth JWTs), per-tool scopes, RFC 9728 metadata, `/healthz` (no auth, says
-only "ok"), `/files/...` downloads, a 4 MiB cap on every request body, and any extra routes a caller
+only "ok"), `/files/...` downloads and uploads, a 4 MiB cap on other request bodies, and any extra routes a caller
 passes (the review UI), which run behind the same auth. Binding to a non-loopback address without auth
 configured is refused before anything starts.
 """
