@@ -68,7 +68,7 @@ class Spend:
 
     estimate_usd: float
     model: str  # the model's name, or "several models"
-    what: str  # what will be made, e.g. "1 image (T2I) -> image/frames/shot-01-ff.png"
+    what: str  # what will be made, e.g. "image output (T2I; 1 image(s) x $0.15) -> image/frames/shot-01-ff.png"
 
 
 def of_request(req: JobRequest) -> Spend:
