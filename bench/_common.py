@@ -39,8 +39,9 @@ def make_settings(project: Path, sandbox_env: dict[str, str], **overrides: Any) 
 
     env = {**sandbox_env, "AIVP_HOME": str(project.parent / "home" / ".aivp")}
     s = Settings.from_env(env, project_dir=project)
+    # consent off (AIVP_CONFIRM_ABOVE_USD < 0): the benchmarks measure jobs, not a user saying yes
     fast = dict(keys={"fal": Secret(FAKE_KEY)}, retry_base_s=0.01, retry_cap_s=2.0, poll_initial_s=0.02, poll_max_s=0.2,
-                sse_idle_s=2.0, wait_s=20.0, connect_timeout_s=5.0, read_timeout_s=20.0)
+                sse_idle_s=2.0, wait_s=20.0, connect_timeout_s=5.0, read_timeout_s=20.0, confirm_above_usd=-1.0)
     fast.update(overrides)
     return replace(s, **fast)
 

@@ -30,6 +30,7 @@ BENCHES = {  # number -> (title, script, extra args for the full run)
     "5": ("cold start over stdio", "bench_coldstart.py", []),
     "6": ("a 30-shot storyboard through run_storyboard", "bench_storyboard.py", []),
     "7": ("the live model catalog: search cold/warm, checking a call against a large schema", "bench_catalog.py", []),
+    "8": ("aivp over HTTP vs stdio: cold start, per-job overhead, 50 concurrent clients", "bench_http.py", []),
 }
 
 

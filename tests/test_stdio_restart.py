@@ -32,7 +32,8 @@ def server_env(project: Path, sandbox: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIVP_", "FAL_"))}
     env.update(sandbox.env())
     env.update({"FAL_KEY": KEY, "AIVP_PROJECT_DIR": str(project), "AIVP_LOG_LEVEL": "DEBUG",
-                "AIVP_HOME": str(project.parent / "home"), "PYTHONUNBUFFERED": "1"})
+                "AIVP_HOME": str(project.parent / "home"), "PYTHONUNBUFFERED": "1",
+                "AIVP_CONFIRM_ABOVE_USD": "-1"})  # spend consent is tested in test_consent.py
     return env
 
 
@@ -182,7 +183,7 @@ async def test_storyboard_cli_killed_midway_reruns_to_the_end_paying_once(projec
     sandbox.configure(image_s=0.5, video_s=1.5)
     env = server_env(project, sandbox)
     log = (tmp_path / "run-1.txt").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "aivp", "run-storyboard", "--project", str(project)],
+    proc = subprocess.Popen([sys.executable, "-m", "aivp", "run-storyboard", "--yes", "--project", str(project)],
                             stdout=log, stderr=log, env=env, cwd=str(project))
     ledger = project / ".aivp" / "ledger.sqlite3"
     try:
@@ -201,7 +202,7 @@ async def test_storyboard_cli_killed_midway_reruns_to_the_end_paying_once(projec
         proc.wait(10)
         log.close()
     assert not (project / "video/clips/shot-06.mp4").exists()
-    second = subprocess.run([sys.executable, "-m", "aivp", "run-storyboard", "--project", str(project)],
+    second = subprocess.run([sys.executable, "-m", "aivp", "run-storyboard", "--yes", "--project", str(project)],
                             capture_output=True, text=True, env=env, cwd=str(project), timeout=180)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Storyboard run" in second.stdout

@@ -1,4 +1,5 @@
-"""The `aivp` command: serve (stdio MCP), review (the review page in a browser), sandbox, demo, models, jobs."""
+"""The `aivp` command: serve (MCP on stdio, or streamable HTTP with --http), review (the review page in a
+browser), sandbox, demo, models, jobs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
@@ -15,8 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"aivp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the MCP server on stdio (what MCP clients start)")
+    p = sub.add_parser("serve", help="run the MCP server on stdio (what MCP clients start), or over HTTP with --http")
     p.add_argument("--project", help="project folder (default: AIVP_PROJECT_DIR, else the working directory)")
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP at http://HOST:PORT/mcp instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="with --http: address to listen on (default 127.0.0.1; any other "
+                                                      "address needs AIVP_HTTP_TOKENS or OAuth settings)")
+    p.add_argument("--port", type=int, default=8000, help="with --http: port (default 8000)")
 
     p = sub.add_parser("review", help="open the review page (candidates, clips, storyboard) in a browser")
     p.add_argument("--project", help="project folder (default: AIVP_PROJECT_DIR, else the working directory)")
@@ -41,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hero", help="shots for the hero model, e.g. 6")
     p.add_argument("--redo", help="shots to make again, e.g. 2,4")
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--yes", action="store_true", help="spend without asking (otherwise a run above "
+                                                      "AIVP_CONFIRM_ABOVE_USD asks on the terminal first)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("models", help="list catalog models")
@@ -76,16 +84,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings.from_env(project_dir=args.project)
+        if args.http:
+            from .http.app import http_settings
+
+            settings = http_settings(settings, args.host, args.port)
     except ConfigError as exc:
         print(f"aivp: {exc}", file=sys.stderr)
         return 2
     server = build_server(settings)
     configure_logging(settings)
-    import anyio
+    if not args.http:
+        import anyio
 
-    from .stdio import run_stdio
+        from .stdio import run_stdio
 
-    anyio.run(run_stdio, server)
+        anyio.run(run_stdio, server)
+        return 0
+    from .http.app import serve
+
+    serve(server, settings, host=args.host, port=args.port)
     return 0
 
 
@@ -264,13 +281,24 @@ def _run_storyboard(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         from mcp import Client
+        from mcp.types import ElicitResult
 
         from .app import build_server, text_of
 
         async def progress(progress: float, total: float | None, message: str | None) -> None:
             print(f"  {message}", file=sys.stderr, flush=True)
 
-        async with Client(build_server(settings)) as client:
+        async def consent(context: Any, params: Any) -> ElicitResult:  # spend consent, asked on the terminal
+            if args.yes:
+                return ElicitResult(action="accept", content={"approve": True})
+            if not sys.stdin.isatty():
+                print(f"{params.message}\nNot confirmed: run again with --yes to spend.", file=sys.stderr)
+                return ElicitResult(action="decline")
+            said = await anyio.to_thread.run_sync(input, f"{params.message} [y/N] ")
+            approve = said.strip().lower() in ("y", "yes")
+            return ElicitResult(action="accept", content={"approve": approve})
+
+        async with Client(build_server(settings), elicitation_callback=consent) as client:
             args_in = {k: v for k, v in request.items() if v not in (None, False)}
             result = await client.call_tool("run_storyboard", args_in, progress_callback=progress)
             while not result.is_error and result.structured_content and result.structured_content["status"] == "running":

@@ -42,6 +42,7 @@ def say(text: str = "") -> None:
 
 async def _demo(root: Path, env: dict[str, str], sb: Any) -> int:
     from mcp import Client
+    from mcp.types import ElicitResult
 
     from .app import build_server, text_of
     from .settings import Settings
@@ -51,7 +52,11 @@ async def _demo(root: Path, env: dict[str, str], sb: Any) -> int:
     say(f"aivp demo: project {root}")
     say(f"sandbox: {sb.url} (a local stand-in for fal.ai; every image and clip is a PLACEHOLDER)\n")
 
-    async with Client(build_server(settings)) as client:
+    async def consent(context: Any, params: Any) -> ElicitResult:  # the user's side of spend consent: the demo says yes
+        say(f"   aivp asks before spending: {params.message}\n   (the demo answers yes)")
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(build_server(settings), elicitation_callback=consent) as client:
 
         async def call(tool: str, args: dict[str, Any], progress: Any = None) -> dict[str, Any]:
             r = await client.call_tool(tool, args, progress_callback=progress)

@@ -93,6 +93,8 @@ class JobRow:
     updated_at: str
     owner: str | None = None  # the server process driving the job ("host:pid:nonce")
     heartbeat_at: float | None = None  # when that process last said it is alive (unix time)
+    started_by: str | None = None  # who started it over HTTP (the token's subject); None: a local client
+    canceled_by: str | None = None  # who asked to cancel it, when someone did
 
     @property
     def active(self) -> bool:
@@ -189,6 +191,7 @@ class Ledger:
         reuse: Callable[[list[JobRow]], JobRow | None] | None = None,
         guard: Callable[[], None] | None = None,
         owner: str | None = None,
+        started_by: str | None = None,
     ) -> tuple[JobRow, bool]:
         """Insert a pending job, unless `reuse` picks an existing row with the same key.
 
@@ -209,10 +212,10 @@ class Ledger:
             job_id, at = new_id(), now_iso()
             db.execute(
                 """INSERT INTO jobs (id, idem_key, tool, model_id, provider, endpoint, task, state,
-                   request_json, spec_json, estimate_usd, created_at, updated_at, owner, heartbeat_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)""",
+                   request_json, spec_json, estimate_usd, created_at, updated_at, owner, heartbeat_at, started_by)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (job_id, idem_key, tool, model_id, provider, endpoint, task, _dump(request), _dump(spec),
-                 estimate_usd, at, at, owner, time.time() if owner else None),
+                 estimate_usd, at, at, owner, time.time() if owner else None, started_by),
             )
             db.execute("INSERT INTO events VALUES (?, ?, 'pending', NULL)", (job_id, at))
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -244,11 +247,18 @@ class Ledger:
                     return str(o["path"])
         return None
 
-    def recent(self, limit: int = 20, states: tuple[str, ...] | None = None) -> list[JobRow]:
-        query, args = "SELECT * FROM jobs", list[Any]()
+    def recent(self, limit: int = 20, states: tuple[str, ...] | None = None, *,
+               starter: tuple[str | None] | None = None) -> list[JobRow]:
+        """The newest jobs, optionally only in these states, and only those `starter[0]` started (None: jobs with
+        no recorded starter)."""
+        where, args = list[str](), list[Any]()
         if states:
-            query += f" WHERE state IN ({','.join('?' * len(states))})"
+            where.append(f"state IN ({','.join('?' * len(states))})")
             args.extend(states)
+        if starter is not None:
+            where.append("started_by IS ?")
+            args.append(starter[0])
+        query = "SELECT * FROM jobs" + (f" WHERE {' AND '.join(where)}" if where else "")
         query += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         with self._lock:
@@ -334,6 +344,18 @@ class Ledger:
             ).fetchone()[0]
             jobs = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'completed'").fetchone()[0]
         return {"spent_usd": round(spent, 4), "committed_usd": round(committed, 4), "completed_jobs": jobs}
+
+    def spend_since(self, since: str, started_by: str | None) -> float:
+        """What the jobs one caller started since `since` cost or may cost (None: jobs with no recorded starter)."""
+        maybe = (*ACTIVE_STATES, "unknown")
+        with self._lock:
+            value = self._db.execute(
+                f"""SELECT COALESCE(SUM(CASE WHEN cost_usd IS NOT NULL THEN cost_usd
+                       WHEN state IN ({','.join('?' * len(maybe))}) THEN estimate_usd ELSE 0 END), 0)
+                   FROM jobs WHERE created_at >= ? AND started_by IS ?""",
+                (*maybe, since, started_by),
+            ).fetchone()[0]
+        return round(float(value), 4)
 
     # ---------------------------------------------------------------- uploads
 

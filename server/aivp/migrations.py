@@ -75,10 +75,20 @@ migration(
 )
 
 
+migration(
+    "m003_started_by",
+    """
+    ALTER TABLE jobs ADD COLUMN started_by TEXT;
+    ALTER TABLE jobs ADD COLUMN canceled_by TEXT;
+    CREATE INDEX jobs_started_by ON jobs(started_by)
+    """,
+)
+
+
 # An upload URL belongs to the provider's host it was made on: a project used with a sandbox (aivp demo)
 # and then with fal must not hand fal the sandbox's links. Earlier rows have no scope and match nothing.
 migration(
-    "m003_upload_scope",
+    "m004_upload_scope",
     """
     ALTER TABLE uploads ADD COLUMN scope TEXT NOT NULL DEFAULT ''
     """,

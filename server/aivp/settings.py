@@ -8,7 +8,9 @@ never prints its value; `redact()` scrubs every known secret from any text as de
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +38,14 @@ VARIABLES: dict[str, str] = {
     "AIVP_HOME": "Folder of the user-wide .env (default ~/.aivp).",
     "AIVP_CACHE_DIR": "Where the live model catalog (fal and Replicate schemas and prices) is cached (default ~/.aivp/cache, i.e. $AIVP_HOME/cache).",
     "AIVP_CATALOG_TTL_S": "Seconds a cached live catalog answer is used before it is asked for again (default 86400, one day).",
+    "AIVP_CONFIRM_ABOVE_USD": "Ask the user (elicitation) before a call estimated above this many USD (default 1.00; 0 = before every paid call; negative = never).",
+    "AIVP_SESSION_BUDGET_USD": "Also ask before a call that would take this caller's spend since the server started past this many USD (default: no session limit).",
+    "AIVP_HTTP_TOKENS": "aivp serve --http: static bearer tokens, comma-separated, one per person as name:token (at least 16 characters each).",
+    "AIVP_OAUTH_ISSUER": "aivp serve --http: the OAuth authorization server whose JWT access tokens are accepted (its issuer URL).",
+    "AIVP_OAUTH_JWKS_URL": "aivp serve --http: where the issuer's signing keys are (default: jwks_uri from the issuer's metadata).",
+    "AIVP_PUBLIC_URL": "aivp serve --http: this server's public MCP URL, e.g. https://aivp.example.com/mcp (the OAuth resource and token audience; the base of download links).",
+    "AIVP_ALLOWED_HOSTS": "aivp serve --http: more Host header values to accept, comma-separated (host or host:port; host:* for any port). Loopback is always allowed.",
+    "AIVP_ALLOWED_ORIGINS": "aivp serve --http: more browser Origin values to accept on /mcp, comma-separated (e.g. https://app.example.com).",
 }
 
 
@@ -118,6 +128,19 @@ class Settings:
     cache_dir: Path | None = None  # None: the live catalog keeps nothing on disk
     catalog_ttl_s: float = 86400.0
     catalog_timeout_s: float = 10.0
+    # spend consent (tools/consent.py): ask above this estimate (negative: never), and past this session spend
+    confirm_above_usd: float = 1.0
+    session_budget_usd: float | None = None
+    # `aivp serve --http` (aivp.http): who may connect, and how this server is reached
+    http_tokens: Mapping[str, Secret] = field(default_factory=dict, hash=False)  # person -> static bearer token
+    oauth_issuer: str | None = None
+    oauth_jwks_url: str | None = None
+    public_url: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    # set by `aivp serve --http` at start: download links in results (base URL, per-process signing key)
+    download_base: str | None = None
+    link_key: Secret | None = None
     # HTTP behaviour; tests shrink these
     retry_attempts: int = 6
     retry_base_s: float = 0.5
@@ -175,10 +198,20 @@ class Settings:
             log_level=level,
             cache_dir=Path(env.get("AIVP_CACHE_DIR") or home / "cache").expanduser(),
             catalog_ttl_s=max(0.0, _float(env, "AIVP_CATALOG_TTL_S", 86400.0) or 0.0),
+            confirm_above_usd=_float(env, "AIVP_CONFIRM_ABOVE_USD", 1.0) or 0.0,
+            session_budget_usd=_float(env, "AIVP_SESSION_BUDGET_USD", None),
+            http_tokens=_tokens(env.get("AIVP_HTTP_TOKENS", "")),
+            oauth_issuer=_opt_url(env, "AIVP_OAUTH_ISSUER"),
+            oauth_jwks_url=_opt_url(env, "AIVP_OAUTH_JWKS_URL"),
+            public_url=_opt_url(env, "AIVP_PUBLIC_URL"),
+            allowed_hosts=_list(env, "AIVP_ALLOWED_HOSTS"),
+            allowed_origins=_list(env, "AIVP_ALLOWED_ORIGINS"),
             env_files=tuple(f for f in files if f.is_file()),
         )
         if settings.budget_usd is not None and settings.budget_usd < 0:
             raise ConfigError("AIVP_BUDGET_USD must be zero or more.")
+        if settings.session_budget_usd is not None and settings.session_budget_usd < 0:
+            raise ConfigError("AIVP_SESSION_BUDGET_USD must be zero or more (or unset for no session limit).")
         return replace(settings, **overrides) if overrides else settings
 
     def key_for(self, provider: str) -> Secret | None:
@@ -202,7 +235,8 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every secret value this process holds, for redaction."""
-        return [s.get() for s in self.keys.values() if s.get()]
+        held = [*self.keys.values(), *self.http_tokens.values(), *([self.link_key] if self.link_key else [])]
+        return [s.get() for s in held if s.get()]
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
@@ -227,6 +261,38 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     if not url.startswith(("https://", "http://")):
         raise ConfigError(f"{name}={url!r} must be an http(s) URL.")
     return url
+
+
+def _opt_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    return _url(env, name, raw) if raw else None
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in env.get(name, "").split(",") if x.strip())
+
+
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+
+
+def _tokens(raw: str) -> dict[str, Secret]:
+    """AIVP_HTTP_TOKENS: `name:token` entries (a bare token is named by a digest of it), comma-separated."""
+    found: dict[str, Secret] = {}
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        name, sep, token = entry.partition(":")
+        if not sep or not _TOKEN_NAME.match(name):
+            name, token = "token-" + hashlib.sha256(entry.encode()).hexdigest()[:8], entry
+        if len(token) < 16 or any(c.isspace() for c in token):
+            raise ConfigError(f"AIVP_HTTP_TOKENS: the token for {name!r} is too short or has spaces; use 16 or more "
+                              "characters, e.g. from: python -c \"import secrets; print(secrets.token_urlsafe(32))\"")
+        if name in found:
+            raise ConfigError(f"AIVP_HTTP_TOKENS names {name!r} twice; give each person one name:token entry.")
+        if Secret(token) in found.values():
+            raise ConfigError(f"AIVP_HTTP_TOKENS: {name!r} reuses another person's token; give each one their own.")
+        found[name] = Secret(token)
+    return found
 
 
 def _provider_order(raw: str) -> tuple[str, ...]:

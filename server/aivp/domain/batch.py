@@ -102,7 +102,7 @@ async def _one(state: Studio, item: Item, limit: anyio.Semaphore) -> None:
             assert item.make is not None
             req, _ = item.make()
             item.model, item.estimate_usd = req.built.model.id, round(req.estimate.usd, 4)
-            started = await state.runner.start(req)
+            started = await state.runner.start(req, started_by=state.caller)
             item.job_id = started.row.id
             item.reused = not started.created and started.row.state == "completed"
             item.shared = not started.created  # another call already paid for this job (done or in flight)

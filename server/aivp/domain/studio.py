@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..jobs import JobRunner
-from ..ledger import Ledger
+from ..ledger import Ledger, now_iso
 from ..project import Project
 from ..settings import Settings
 
@@ -26,6 +26,10 @@ class Studio:
     runner_or_none: JobRunner | None
     runs: dict[str, Any] = field(default_factory=dict)  # the storyboard run, while the server lives
     live: Any = None  # the live model catalog (domain/live.py), built on first use: never at start-up
+    started_at: str = field(default_factory=now_iso)  # when this server started: a session's spend counts from here
+    # Who is asking: a remote caller's token subject, set per tool call (tools/common.state_of); None = a local client.
+    # Jobs record it as started_by. The other fields are shared, so a per-call copy sees the same runs and runner.
+    caller: str | None = None
 
     @property
     def ledger(self) -> Ledger:

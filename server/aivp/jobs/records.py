@@ -77,6 +77,7 @@ def build_record(row: JobRow, out: dict[str, Any], index: int, count: int) -> di
         "warnings": list(spec.warnings),
         "shots": _shot_list(row, row.outputs) if spec.shots else None,
         "elements": extra.get("elements"),
+        "started_by": row.started_by,
         "timings": {"created": row.created_at, "submitted": row.submitted_at, "started": row.started_at,
                     "finished": row.finished_at},
         "timestamp": row.finished_at or now_iso(),

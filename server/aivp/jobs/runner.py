@@ -95,8 +95,11 @@ class JobRunner(Reconciler):
 
     # ---------------------------------------------------------------- starting and waiting
 
-    async def start(self, req: JobRequest) -> Started:
-        """Create the job (or find the identical one), then run it in the background."""
+    async def start(self, req: JobRequest, started_by: str | None = None) -> Started:
+        """Create the job (or find the identical one), then run it in the background.
+
+        `started_by` (a remote caller's token subject) is recorded on a job this call creates; a call that
+        joins an identical job leaves its starter as it was."""
         project = self.project
 
         def reuse(rows: list[JobRow]) -> JobRow | None:
@@ -126,6 +129,7 @@ class JobRunner(Reconciler):
             idem_key=req.idem_key(), tool=req.tool, model_id=b.model.id, provider=req.provider,
             endpoint=b.route.endpoint, task=b.endpoint.task, request=record_payload(b.payload), spec=req.spec(),
             estimate_usd=round(req.estimate.usd, 6), reuse=reuse, guard=within_budget, owner=self.owner,
+            started_by=started_by,
         )
         if created:
             self._payloads[row.id] = (b.payload, req.fresh)
@@ -212,18 +216,21 @@ class JobRunner(Reconciler):
         self._spawn(job_id)
         return self.get(job_id)
 
-    async def cancel(self, job_id: str) -> tuple[JobRow, str]:
-        """Cancel at the provider. Returns the row and what happened, in words."""
+    async def cancel(self, job_id: str, by: str | None = None) -> tuple[JobRow, str]:
+        """Cancel at the provider. Returns the row and what happened, in words.
+
+        `by` (who asked) is recorded on the job, so a client that shares the job learns who stopped it."""
         row = self.get(job_id)
         if not row.active:
             return row, f"The job had already ended ({row.state}); nothing to cancel."
+        who = f" by {by}" if by else ""
         if row.state == "pending":
             live = self._live.peek(job_id)
             if live and live.scope:
                 live.scope.cancel()
-            row = self._finish(job_id, "canceled", error="Cancelled before it was submitted; nothing was charged.",
-                               cost_usd=0.0)
-            return row, "Cancelled before it was submitted; nothing was charged."
+            row = self._finish(job_id, "canceled", error=f"Cancelled{who} before it was submitted; nothing was charged.",
+                               cost_usd=0.0, canceled_by=by)
+            return row, f"Cancelled{who} before it was submitted; nothing was charged."
         with anyio.move_on_after(10):  # a submit in flight: wait for its request id
             while (row := self.get(job_id)).state == "submitting":
                 await anyio.sleep(0.05)
@@ -231,12 +238,13 @@ class JobRunner(Reconciler):
             return row, f"The job is {row.state}; there is no remote request to cancel."
         provider = self.providers[row.provider]
         accepted = await provider.cancel(Handle.from_json(row.handle))
-        self.ledger.update(job_id, event="cancel_requested", detail="accepted" if accepted else "already completed")
+        self.ledger.update(job_id, event="cancel_requested", canceled_by=by if accepted else row.canceled_by,
+                           detail=("accepted" if accepted else "already completed") + who)
         if not accepted:
             return row, "The provider had already finished the job; its result is being fetched."
         self._spawn(job_id)
         row = await self.wait(job_id, 5.0)
-        note = ("Cancelled at the provider." if row.state == "canceled" else
+        note = (f"Cancelled{who} at the provider." if row.state == "canceled" else
                 "The provider accepted the cancel; a job that was already running may still finish and be billed.")
         return row, note
 

@@ -221,13 +221,13 @@ async def _run_step(state: Studio, run: PipelineRun, step: Step) -> None:
     req, why = prepare(state, call)
     step.model, step.endpoint, step.mode = req.built.model.id, req.built.route.endpoint, req.mode
     try:
-        started = await state.runner.start(req)
+        started = await state.runner.start(req, started_by=state.caller)
     except SubmitUncertain as exc:
         if not run.retry_unknown:
             raise SubmitUncertain(f"{exc} For this storyboard, run again with retry_unknown=true to send the steps "
                                   "whose answer was lost (after checking the provider's dashboard).") from None
         req.fresh = True  # asked for: send it again
-        started = await state.runner.start(req)
+        started = await state.runner.start(req, started_by=state.caller)
     step.job_id, step.status = started.row.id, "queued"
     _set_rows(state, step, "queued")
     await run.emit(step, f"{step.kind} {', '.join(step.targets)}: queued ({why})")

@@ -13,7 +13,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..assets import KINDS, VIEWS, Asset, Variation, load_assets, save_asset, unique
@@ -24,6 +24,7 @@ from ..domain.files import png_bytes
 from ..domain.prepare import Call, prepare
 from ..domain.studio import Studio
 from .common import boundary, progress_reporter, state_of
+from .consent import ConfirmSpend, consent, of_items
 from .generate import PAID, DryRun, Model, WaitS
 
 SHEET_VIEWS = ("front", "side", "back")
@@ -164,7 +165,8 @@ def register(mcp: MCPServer[Any]) -> None:
         fresh: Annotated[bool, Field(description="Make views again even though their images exist (pays again).")] = False,
         wait_s: WaitS = None,
         dry_run: DryRun = False,
-    ) -> Annotated[CallToolResult, SheetResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, SheetResult] | InputRequiredResult:
         """Generate a character's reference sheet or a location's plate, the images @Name attaches to prompts.
 
         Character: the front view first (full body, plain background, 3:4, from the anchor phrase), then
@@ -187,6 +189,9 @@ def register(mcp: MCPServer[Any]) -> None:
             text = f"Dry run: {asset.name} sheet, {len(results)} view(s), about ${est:.3f}. {nxt}"
             return CallToolResult(content=[TextContent(text=text)], structured_content=out.model_dump(mode="json"))
         _check_all(items)
+        spend = of_items((item for stage in items for item in stage), f"the {asset.name} ({look.name}) sheet")
+        if (ask := await consent(ctx, state, spend, confirm_spend_usd)) is not None:
+            return ask
         note = ""
         if write:
             new = find(state.project, asset.name) is None

@@ -6,7 +6,7 @@ import inspect
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, validate_call
 
 from ..domain.batch import Item, ItemResult, Run, invalid, result_of, start_and_follow, unfinished
@@ -15,6 +15,7 @@ from ..domain.prepare import Call, prepare_call
 from ..domain.studio import Studio
 from ..errors import AivpError
 from .common import boundary, progress_reporter, state_of
+from .consent import ConfirmSpend, consent, of_items
 from .generate import PAID
 
 # ---------------------------------------------------------------- batch_generate
@@ -79,7 +80,8 @@ def register(mcp: MCPServer[Any]) -> None:
         ctx: Context[Any, Any],
         concurrency: Annotated[int, Field(ge=1, le=16, description="Jobs in flight at once.")] = 4,
         wait_s: Annotated[float | None, Field(ge=0, le=600, description="Seconds to wait (default 45); unfinished items keep running and come back with job ids.")] = None,
-    ) -> Annotated[CallToolResult, BatchResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, BatchResult] | InputRequiredResult:
         """Run many generate_image / edit_image / generate_video calls in parallel, models mixed freely.
 
         Every item is checked first (a bad item is reported, the rest run), then each is an ordinary
@@ -93,6 +95,9 @@ def register(mcp: MCPServer[Any]) -> None:
             raise InvalidParameterError(f"Labels must be unique; repeated: {sorted({x for x in labels if labels.count(x) > 1})}.")
         built = [await batch_item(state, i) for i in items]
         _refuse_twins(built)
+        spend = of_items(built, f"a batch of {len(items)} items")
+        if (ask := await consent(ctx, state, spend, confirm_spend_usd)) is not None:
+            return ask
         run = Run([built], limit=concurrency)
         await start_and_follow(state, run, wait_s, progress_reporter(ctx))
         results = [result_of(state, i) for i in run.items]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, ImageContent, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..domain import candidates as cands
@@ -21,6 +21,7 @@ from ..domain.candidates import Candidate
 from ..domain.studio import Studio
 from ..project import Project
 from .common import THUMB_BYTES, boundary, progress_reporter, state_of
+from .consent import ConfirmSpend, consent, of_items
 from .generate import PAID, DryRun, Model, Variations, WaitS
 from .ui import review_line, ui_meta
 
@@ -53,7 +54,8 @@ def register(mcp: MCPServer[Any]) -> None:
         model: Model = None,
         wait_s: WaitS = None,
         dry_run: DryRun = False,
-    ) -> Annotated[CallToolResult, CandidatesResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, CandidatesResult] | InputRequiredResult:
         """Generate 1-4 takes of a shot's first or last keyframe into image/candidates/shot-NN/, to compare and choose from.
 
         The result shows them side by side. Generating again adds candidates and never removes earlier
@@ -66,6 +68,9 @@ def register(mcp: MCPServer[Any]) -> None:
                 item.status = "estimate"
             return await _answer(state, ref.number, notes=gen.notes, jobs=[result_of(state, i) for i in gen.items],
                                  estimate=gen.estimate_usd, action="dry_run")
+        what = f"{len(gen.items)} {frame} keyframe candidate(s) of shot {ref.number}"
+        if (ask := await consent(ctx, state, of_items(gen.items, what), confirm_spend_usd)) is not None:
+            return ask
         run = Run([gen.items], limit=len(gen.items))
         await start_and_follow(state, run, wait_s, progress_reporter(ctx))
         return await _answer(state, ref.number, notes=gen.notes, jobs=[result_of(state, i) for i in gen.items],

@@ -11,10 +11,12 @@ import base64
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import anyio
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, ImageContent, ResourceLink, TextContent
@@ -22,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from ..domain.studio import Studio
 from ..errors import AivpError
+from ..http.links import file_path, mime_type, signed_url
 from ..jobs import Progress, Started, describe_state
 from ..ledger import JobRow
 from ..settings import Settings
@@ -32,10 +35,20 @@ THUMB_SIDE = 320
 
 
 def state_of(ctx: Context[Any, Any]) -> Studio:
-    """The server's Studio (settings, project, ledger, runner), built in the lifespan."""
+    """The server's Studio (settings, project, ledger, runner), built in the lifespan, as this caller sees it.
+
+    Over HTTP with auth the copy names the caller (the token's subject), which jobs record as started_by."""
     studio = ctx.request_context.lifespan_context
     assert isinstance(studio, Studio)
-    return studio
+    who = caller()
+    return replace(studio, caller=who) if who is not None else studio
+
+
+def caller() -> str | None:
+    """The authenticated caller of this request (token subject, else client id); None on stdio or without auth."""
+    token = get_access_token()
+    who = (token.subject or token.client_id) if token is not None else None
+    return who[:200] if who else None
 
 
 def progress_reporter(ctx: Context[Any, Any]) -> Callable[[int, int], Awaitable[None]]:
@@ -97,6 +110,7 @@ class FileOut(BaseModel):
     has_audio: bool | None = None
     check: dict[str, Any] | None = Field(default=None, description="Decode/duration check of a clip")
     poster: str | None = Field(default=None, description="A clip's poster frame (video/posters/)")
+    download_url: str | None = Field(default=None, description="Over HTTP: a link to the file, valid 1 h")
 
 
 class JobResult(BaseModel):
@@ -110,6 +124,7 @@ class JobResult(BaseModel):
     provider: str
     request_id: str | None = None
     reused: bool = Field(default=False, description="True when an identical earlier job answered this call at no cost")
+    started_by: str | None = Field(default=None, description="Who started it (over HTTP)")
     files: list[FileOut] = []
     estimate_usd: float | None = Field(description="What aivp expects the job to cost; null when the price is unknown")
     cost_usd: float | None = None
@@ -135,17 +150,25 @@ def job_result(state: Studio, row: JobRow, *, reused: bool = False) -> JobResult
             path=o["path"], absolute_path=str(project.root / o["path"]), uri=file_uri(o["path"]), kind=o.get("kind", "image"),
             url=o.get("url"), bytes=o.get("bytes"), width=o.get("width"), height=o.get("height"),
             duration_s=o.get("duration_s"), has_audio=o.get("has_audio"), check=o.get("check"), poster=o.get("poster"),
+            download_url=download_url(state.settings, o["path"]),
         ))
     seed = (row.result or {}).get("seed") if isinstance(row.result, dict) else None
     return JobResult(
         job_id=row.id, status=row.state, done=not row.active, model=row.model_id, endpoint=row.endpoint,
-        provider=row.provider, request_id=row.request_id, reused=reused, files=files,
+        provider=row.provider, request_id=row.request_id, reused=reused, started_by=row.started_by, files=files,
         estimate_usd=round(row.estimate_usd, 4), cost_usd=row.cost_usd if not reused else 0.0,
         seed=seed if isinstance(seed, int) else None, queue_position=row.queue_position, logs=row.logs[-5:],
         elapsed_s=_elapsed(row), warnings=[*row.spec.warnings, *_check_warnings(row)],
         error=state.settings.redact(row.error) if row.error else None,
         next_step=state.settings.redact(next_step(row, reused)),
     )
+
+
+def download_url(settings: Settings, path: str) -> str | None:
+    """Over HTTP (`aivp serve --http`): a signed link to the file on this server; None on stdio."""
+    if not settings.download_base or settings.link_key is None:
+        return None
+    return signed_url(settings.download_base, settings.link_key.get().encode(), file_path(path))
 
 
 def _check_warnings(row: JobRow) -> list[str]:
@@ -173,7 +196,10 @@ def next_step(row: JobRow, reused: bool = False) -> str:
                 f"the job keeps running on the server meanwhile.{trouble}")
     if row.state == "unknown":
         return row.error or "The submit's outcome is unknown."
-    return row.error or f"The job ended {row.state}."
+    said = row.error or f"The job ended {row.state}."
+    if row.state == "canceled" and row.canceled_by and row.canceled_by not in said:
+        said += f" Cancelled by {row.canceled_by}."
+    return said
 
 
 def _elapsed(row: JobRow) -> float | None:
@@ -207,9 +233,9 @@ async def as_tool_result(state: Studio, row: JobRow, *, reused: bool = False, no
         except Exception as exc:  # a preview is a nicety; never fail a paid result over it
             log.info("no thumbnail for %s: %s", first.path, exc)
         for f in result.files:
-            mime = "video/mp4" if f.kind == "video" else "image/png"
-            content.append(ResourceLink(name=f.path.rsplit("/", 1)[-1], uri=f.uri, mime_type=mime, size=f.bytes,
-                                        description=f"{f.kind} at {f.absolute_path}"))
+            where = f"{f.kind} at {f.absolute_path}" + (f"; download: {f.download_url}" if f.download_url else "")
+            content.append(ResourceLink(name=f.path.rsplit("/", 1)[-1], uri=f.uri, mime_type=mime_type(f.path),
+                                        size=f.bytes, description=where))
     return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from .common import JobResult, as_tool_result, boundary, follow, state_of
 from .ui import review_line, ui_meta
+from .consent import ConfirmSpend, consent, of_request
 from ..providers import PROVIDER_NAMES
 from ..domain.calls import edit_call, image_call, video_call
 from ..domain.prepare import Call, prepare_call
@@ -59,7 +60,8 @@ def register(mcp: MCPServer[Any]) -> None:
         variations: Variations = None,
         tier: Tier = None,
         consistency: Consistency = None,
-    ) -> Annotated[CallToolResult, JobResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
         """Make keyframes, character sheets, style frames and location plates from text, optionally guided by reference images.
 
         With references (character sheet, earlier frame, style frame) a multi-reference edit model is used.
@@ -69,7 +71,7 @@ def register(mcp: MCPServer[Any]) -> None:
                           num_images=num_images, seed=seed, negative_prompt=negative_prompt, output=output,
                           overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
                           tier=tier, consistency=consistency, max_cost_usd=max_cost_usd)
-        return await _run(ctx, call, wait_s, dry_run)
+        return await _run(ctx, call, wait_s, dry_run, confirm_spend_usd)
 
     @mcp.tool(title="Edit image", annotations=PAID)
     @boundary
@@ -97,7 +99,8 @@ def register(mcp: MCPServer[Any]) -> None:
         max_cost_usd: MaxCost = None,
         provider: ProviderArg = None,
         variations: Variations = None,
-    ) -> Annotated[CallToolResult, JobResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
         """Edit, inpaint, restyle, remove the background of, or upscale an image.
 
         Instruction edits need no mask: describe the change. Reference images compose elements into the
@@ -107,7 +110,7 @@ def register(mcp: MCPServer[Any]) -> None:
                          size=size, num_images=num_images, seed=seed, negative_prompt=negative_prompt, output=output,
                          overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
                          max_cost_usd=max_cost_usd)
-        return await _run(ctx, call, wait_s, dry_run)
+        return await _run(ctx, call, wait_s, dry_run, confirm_spend_usd)
 
     @mcp.tool(title="Generate video", annotations=PAID, meta=ui_meta("clips"))
     @boundary
@@ -135,7 +138,8 @@ def register(mcp: MCPServer[Any]) -> None:
         max_cost_usd: MaxCost = None,
         provider: ProviderArg = None,
         variations: Variations = None,
-    ) -> Annotated[CallToolResult, JobResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
         """Make a clip from text, animate a keyframe (start frame, optional end frame), or follow reference images.
 
         Video takes 10 s to 5 min: this call waits up to wait_s, then returns a job_id while the job keeps
@@ -144,17 +148,20 @@ def register(mcp: MCPServer[Any]) -> None:
         call = video_call(prompt=prompt, model=model, image=image, end_image=end_image, references=references,
                           video=video, duration=duration, aspect_ratio=aspect_ratio, resolution=resolution, audio=audio,
                           camera_fixed=camera_fixed, seed=seed, negative_prompt=negative_prompt, output=output,
-                          overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
+                         overwrite=overwrite, options=options, fresh=fresh, provider=provider, variations=variations,
                          max_cost_usd=max_cost_usd)
-        return await _run(ctx, call, wait_s, dry_run)
+        return await _run(ctx, call, wait_s, dry_run, confirm_spend_usd)
 
 
-async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run: bool = False) -> CallToolResult:
+async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run: bool = False,
+               confirm_spend_usd: float | None = None) -> CallToolResult | InputRequiredResult:
     state = state_of(ctx)
     req, why = await prepare_call(state, call, dry_run=dry_run)
     if dry_run:
         return _estimate_only(req, why)
-    started = await state.runner.start(req)
+    if (ask := await consent(ctx, state, of_request(req), confirm_spend_usd)) is not None:
+        return ask
+    started = await state.runner.start(req, started_by=state.caller)
     row = await follow(ctx, started, wait_s)
     reused = not started.created and row.state == "completed" and started.row.state == "completed"
     joined = not started.created and started.row.active

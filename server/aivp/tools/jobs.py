@@ -22,6 +22,7 @@ class JobLine(BaseModel):
     status: str
     model: str
     tool: str
+    started_by: str | None = None
     created_at: str
     files: list[str]
     estimate_usd: float
@@ -57,6 +58,7 @@ def register(mcp: MCPServer[Any]) -> None:
         wait_s: Annotated[float, Field(ge=0, le=600, description="Wait up to this many seconds for the job to finish before answering.")] = 0,
         output: Annotated[str | None, Field(description="For a paid job whose result could not be saved (status unsaved): save it at this project path instead.")] = None,
         limit: Annotated[int, Field(ge=1, le=100, description="How many recent jobs to list when no job is named.")] = 10,
+        started_by: Annotated[str | None, Field(description="Only jobs this person started (over HTTP); 'me' for yours.")] = None,
     ) -> Annotated[CallToolResult, QueueStatus]:
         """A job's state (queue position, logs, elapsed time) and, once done, its files; or the recent jobs and spend.
 
@@ -67,9 +69,12 @@ def register(mcp: MCPServer[Any]) -> None:
         base = {"spent_usd": spend["spent_usd"], "committed_usd": spend["committed_usd"],
                 "budget_usd": state.budget()}
         if job_id is None and request_id is None:
-            rows = state.ledger.recent(limit)
+            who = state.caller if started_by == "me" else started_by
+            rows = state.ledger.recent(limit, starter=(who,) if started_by else None)
             status = QueueStatus(recent=[_line(r) for r in rows], **base)
-            text = f"{len(rows)} recent job(s); ${spend['spent_usd']:.2f} spent, ${spend['committed_usd']:.2f} running."
+            whose = f" started by {who or 'a local client'}" if started_by else ""
+            text = (f"{len(rows)} recent job(s){whose}; ${spend['spent_usd']:.2f} spent, "
+                    f"${spend['committed_usd']:.2f} running.")
             return CallToolResult(content=[TextContent(text=text)], structured_content=status.model_dump(mode="json"))
         note = ""
         if job_id is None:
@@ -102,7 +107,7 @@ def register(mcp: MCPServer[Any]) -> None:
         A job still in the queue is dropped without charge; one already running may still finish and be
         billed, and its result is then saved as usual."""
         state = state_of(ctx)
-        row, note = await state.runner.cancel(job_id)
+        row, note = await state.runner.cancel(job_id, by=state.caller)
         result = Cancelled(job_id=row.id, request_id=row.request_id, status=row.state, note=note, cost_usd=row.cost_usd)
         text = f"Job {row.id}: {note} Status: {row.state}."
         return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
@@ -135,6 +140,7 @@ async def _status_result(state: Studio, row: JobRow, base: dict[str, Any], note:
 
 
 def _line(r: JobRow) -> JobLine:
-    return JobLine(job_id=r.id, status=r.state, model=r.model_id, tool=r.tool, created_at=r.created_at,
+    return JobLine(job_id=r.id, status=r.state, model=r.model_id, tool=r.tool, started_by=r.started_by,
+                   created_at=r.created_at,
                    files=[o["path"] for o in r.outputs], estimate_usd=round(r.estimate_usd, 4), cost_usd=r.cost_usd,
                    error=r.error)

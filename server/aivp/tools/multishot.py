@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import Field
 
 from ..domain.multishot import ElementIn, ShotIn, multishot_call
 from .common import JobResult, boundary, state_of
+from .consent import ConfirmSpend
 from .generate import PAID, DryRun, Fresh, Negative, Options, Output, Overwrite, ProviderArg, Ratio, WaitS, _run
 
 
@@ -37,7 +38,8 @@ def register(mcp: MCPServer[Any]) -> None:
         fresh: Fresh = False,
         dry_run: DryRun = False,
         provider: ProviderArg = None,
-    ) -> Annotated[CallToolResult, JobResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
         """Render several shots (up to the model's limit, 6 on Kling) as one clip with consistent characters.
 
         For dialogue scenes and sequences: give each character as an element (frontal image + up to 3
@@ -48,4 +50,4 @@ def register(mcp: MCPServer[Any]) -> None:
                               image=image, end_image=end_image, model=model, aspect_ratio=aspect_ratio, audio=audio,
                               negative_prompt=negative_prompt, split=split, output=output, overwrite=overwrite,
                               options=options, fresh=fresh, provider=provider, variations=variations)
-        return await _run(ctx, call, wait_s, dry_run)
+        return await _run(ctx, call, wait_s, dry_run, confirm_spend_usd)

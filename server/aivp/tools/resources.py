@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from mcp.server.mcpserver.resources import FileResource
+from mcp.server.mcpserver.resources import FileResource, Resource, ResourceTemplate
+from mcp.types import InputRequiredResult
 from pydantic import Field
 
 from ..errors import AivpError
+from ..http.links import mime_type
 from .common import job_result, state_of
 
 
@@ -35,6 +37,17 @@ def doc_files() -> list[tuple[str, Path, str]]:
     for ref in sorted((root / "references").glob("*.md")):
         found.append((f"aivp://references/{ref.stem}", ref, f"Reference: {ref.stem}"))
     return found
+
+
+class ProjectFiles(ResourceTemplate):
+    """aivp://files/{+path}: each file is read with its own MIME type (an SDK template has one type for all)."""
+
+    async def create_resource(self, uri: str, params: dict[str, Any],
+                              context: Context[Any, Any]) -> Resource | InputRequiredResult:
+        made = await super().create_resource(uri, params, context)
+        if isinstance(made, Resource):
+            made = made.model_copy(update={"mime_type": mime_type(str(params.get("path", "")))})
+        return made
 
 
 def register(mcp: MCPServer[Any]) -> None:
@@ -72,14 +85,19 @@ def register(mcp: MCPServer[Any]) -> None:
             raise ResourceNotFoundError(f"No job {job_id} in this project.")
         return job_result(state, row).model_dump(mode="json")
 
-    @mcp.resource("aivp://files/{+path}", description="A file of the project (read through the containment check)")
     def project_file(path: str, ctx: Context[Any, Any]) -> bytes:
+        """A file of the project (read through the containment check)"""
         state = state_of(ctx)
         try:
             resolved = state.project.input_path(path)
         except AivpError as exc:
             raise ResourceError(str(exc)) from None
         return resolved.read_bytes()
+
+    files = ProjectFiles.from_function(project_file, "aivp://files/{+path}", mime_type="application/octet-stream",
+                                       description="A file of the project (read through the containment check)")
+    # The SDK has no public way to add a template object; its manager keeps them in this dict.
+    mcp._resource_manager._templates[files.uri_template] = files
 
     @mcp.resource("aivp://plan/{kind}", mime_type="text/markdown", description="image/plan.md or video/plan.md")
     def plan(kind: str, ctx: Context[Any, Any]) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import BaseModel, Field
 
 from ..budget import check_budget
@@ -14,6 +15,7 @@ from ..domain.studio import Studio
 from ..pipeline import PipelineRun, Planner, estimate, execute, write_plan_rows
 from ..pipeline.status import ShotState, default_steps, image_default, load, options_from, shot_states
 from .common import boundary, state_of
+from .consent import ConfirmSpend, Spend, consent
 from .generate import PAID
 from .ui import review_line, ui_meta
 
@@ -51,7 +53,8 @@ def register(mcp: MCPServer[Any]) -> None:
         concurrency: Annotated[int, Field(ge=1, le=32, description="Jobs at once.")] = 4,
         retry_unknown: Annotated[bool, Field(description="Send again the steps whose earlier submit got no answer (check the provider's dashboard first).")] = False,
         wait_s: Annotated[float | None, Field(ge=0, le=600, description="run: seconds to wait before returning (the run goes on in the server).")] = None,
-    ) -> Annotated[CallToolResult, StoryboardResult]:
+        confirm_spend_usd: ConfirmSpend = None,
+    ) -> Annotated[CallToolResult, StoryboardResult] | InputRequiredResult:
         """Turn the project's storyboard into character portraits, location plates, keyframes and clips.
 
         Reads storyboard/storyboard-final/ and script/. Order: portraits (front, then side/back from it),
@@ -79,12 +82,23 @@ def register(mcp: MCPServer[Any]) -> None:
         total = sum(s.estimate_usd for s in steps if s.status not in ("exists", "invalid"))
         check_budget(state.ledger.spend(), total, state.budget(), what="run",
                      advice="Run fewer shots (shots=[...]), pick cheaper models, or raise the budget.")
+        if (ask := await consent(ctx, state, _spend(steps, total), confirm_spend_usd)) is not None:
+            return ask
         write_plan_rows(state, steps)
         run = PipelineRun({s.key: s for s in steps}, concurrency, retry_unknown=retry_unknown)
         state.runs["storyboard"] = run
         state.runner.spawn(execute, state, run)
         await _wait(ctx, run, wait_s)
         return _result(state, sb, run, "run", run.steps.values(), review=review_line(ctx, state.project.root))
+
+
+def _spend(steps: list[Any], total: float) -> Spend:
+    """What a storyboard run is about to pay for, for the consent question."""
+    todo = [s for s in steps if s.status not in ("exists", "invalid")]
+    kinds = ", ".join(f"{n} {kind}(s)" for kind, n in sorted(Counter(s.kind for s in todo).items()))
+    models = sorted({s.model for s in todo if s.model})
+    shown = ", ".join(models[:4]) + (", ..." if len(models) > 4 else "")
+    return Spend(total, shown or "the storyboard's models", f"the storyboard run: {kinds or 'nothing'}")
 
 
 async def _wait(ctx: Context[Any, Any], run: PipelineRun, wait_s: float | None) -> None:
