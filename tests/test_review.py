@@ -52,7 +52,7 @@ async def test_the_app_resources_and_tool_meta(settings: Settings) -> None:
         for tool, view in views.items():
             uri = (tools[tool].meta or {})["ui"]["resourceUri"]
             assert uri == f"ui://aivp/{view}.html" and uri in resources
-        assert not tools["manage_candidates"].meta and tools["mark_clip"].annotations.read_only_hint is False
+        assert not tools["manage_candidates"].meta and not tools["mark_clip"].annotations.read_only_hint
         for view in ("candidates", "clips", "board"):
             res = resources[f"ui://aivp/{view}.html"]
             assert res.mime_type == APP_MIME_TYPE

@@ -30,12 +30,21 @@ async def test_tool_list_is_documented_annotated_and_small(client: Client) -> No
         assert t.annotations is not None and t.output_schema is not None, t.name
         assert "ctx" not in t.input_schema["properties"]
         for name, prop in t.input_schema["properties"].items():
-            assert prop.get("description") or name in ("limit",), f"{t.name}.{name} has no description"
-    assert tools["cancel_job"].annotations.destructive_hint is True
+            # a property goes without a description only where its name and enum say it all
+            assert prop.get("description") or name in SELF_EXPLANATORY, f"{t.name}.{name} has no description"
+        assert t.input_schema["additionalProperties"] is False, t.name
+    # hints equal to the spec's defaults are left out (readOnly false, destructive true, openWorld true)
+    assert tools["cancel_job"].annotations.destructive_hint in (True, None)
+    assert tools["generate_video"].annotations.destructive_hint is False
     assert tools["search_models"].annotations.read_only_hint is True
-    assert tools["generate_video"].annotations.open_world_hint is True
-    size = len(json.dumps([t.model_dump(mode="json", exclude_none=True) for t in tools.values()]))
-    assert size < 60_000, f"tools/list is {size} bytes; every agent reads it into its context"
+    assert tools["list_assets"].annotations.open_world_hint is False
+    assert tools["generate_video"].annotations.open_world_hint in (True, None)
+    wire = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]
+    size = len(json.dumps(wire, separators=(",", ":")))
+    assert size <= 25_000, f"tools/list is {size} characters of compact JSON; every agent reads it every turn"
+
+
+SELF_EXPLANATORY = {"seed", "negative_prompt", "limit", "provider", "task", "prefer", "tier", "kind", "stages", "shots"}
 
 
 async def test_generate_image_file_record_thumbnail_and_progress(client: Client, project: Path, sandbox: Any) -> None:

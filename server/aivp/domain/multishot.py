@@ -23,17 +23,17 @@ ELEMENT_REF = re.compile(r"@(Element|Image)\d+\b")
 
 class ShotIn(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelled field is refused, not dropped
-    prompt: str = Field(min_length=1, description="This shot: action, dialogue in quotes, camera. Name elements as @Name.")
-    duration: float = Field(gt=0, description="Seconds for this shot (whole seconds; the model card gives the range).")
-    output: str | None = Field(default=None, description="With split=true: where this shot's clip goes, e.g. video/clips/shot-03.mp4.")
+    prompt: str = Field(min_length=1, description="Action, dialogue in quotes, camera; @Name for elements.")
+    duration: float = Field(gt=0, description="Whole seconds.")
+    output: str | None = Field(default=None, description="split: this shot's clip path.")
 
 
 class ElementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, description="How shot prompts refer to it: @Name (e.g. @Mara).")
-    frontal_image: str | None = Field(default=None, description="Front view of the character: project path, http(s) URL or data: URI.")
-    references: list[str] = Field(default=[], description="Up to 3 more images of it (side, back ...).")
-    video: str | None = Field(default=None, description="Instead of images: one short reference video (one video element per call).")
+    name: str = Field(min_length=1, description="@Name in prompts.")
+    frontal_image: str | None = Field(default=None, description="Front view: path, URL or data: URI.")
+    references: list[str] = Field(default=[], description="Up to 3 more views.")
+    video: str | None = Field(default=None, description="Instead of images: a short video (one per call).")
 
 
 def multishot_call(

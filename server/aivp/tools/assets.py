@@ -99,21 +99,19 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Register asset", annotations=EDITS)
     @boundary
     async def register_asset(
-        kind: Annotated[Literal["character", "location"], Field(description="character (script/characters/) or location (script/scenes/).")],
-        name: Annotated[str, Field(pattern=NAME, description="Display name, e.g. Mara or Lantern Room; prompts then say @mara / @lantern-room.")],
+        kind: Annotated[Literal["character", "location"], Field(description="character or location.")],
+        name: Annotated[str, Field(pattern=NAME, description="e.g. Lantern Room, then @lantern-room.")],
         ctx: Context[Any, Any],
-        description: Annotated[str | None, Field(description="Character: the anchor phrase (looks, outfit) put into every prompt naming it. Location: the scene prompt (the empty place).")] = None,
-        variation: Annotated[str | None, Field(pattern=r"^[\w-]{1,40}$", description="A variation to add or update (outfit, time of day), e.g. night; used as @Mara:night.")] = None,
-        variation_description: Annotated[str | None, Field(pattern=r"^[^|\r\n]*$", description="What the variation changes, e.g. 'dark wool coat, lantern in hand'.")] = None,
-        make_default: Annotated[bool, Field(description="Make `variation` the look @Name uses when no variation is named.")] = False,
-        images: Annotated[dict[str, str] | None, Field(description="Existing images to use, view -> project path: front/side/back/turnaround for a character, plate for a location. Copied (as PNG) to the convention path of the variation.")] = None,
-        overwrite: Annotated[bool, Field(description="Replace a different image already at that path.")] = False,
+        description: Annotated[str | None, Field(description="Anchor phrase (looks, outfit) or scene prompt.")] = None,
+        variation: Annotated[str | None, Field(pattern=r"^[\w-]{1,40}$", description="e.g. night, used as @Mara:night.")] = None,
+        variation_description: Annotated[str | None, Field(pattern=r"^[^|\r\n]*$", description="What it changes.")] = None,
+        make_default: Annotated[bool, Field(description="@Name uses variation by default.")] = False,
+        images: Annotated[dict[str, str] | None, Field(description="{view: project path}; views front/side/back/turnaround, or plate.")] = None,
+        overwrite: Annotated[bool, Field(description="Replace a different image there.")] = False,
     ) -> Annotated[CallToolResult, Registered]:
-        """Create or update a character or location that prompts can name as @Name (its description and reference images).
-
-        Writes script/characters/<name>.md or script/scenes/<name>.md (keeping anything written there by
-        hand) and copies given images to image/characters/<name>[-<variation>]-<view>.png or
-        image/locations/<name>[-<variation>].png. No generation; make_asset_sheet generates the images."""
+        """Create or update a character or location that prompts name as @Name: its description in
+        script/characters/ or script/scenes/ (hand edits kept), and given images copied to the convention paths.
+        Generates nothing; make_asset_sheet does."""
         project = state_of(ctx).project
         if variation is None and (make_default or variation_description):
             raise InvalidParameterError("make_default and variation_description need variation, the variation's name.")
@@ -154,25 +152,21 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Make asset sheet", annotations=PAID)
     @boundary
     async def make_asset_sheet(
-        name: Annotated[str, Field(pattern=r"^@?[^|@\r\n]{1,60}$", description="The character or location (registered, or new with `description`).")],
+        name: Annotated[str, Field(pattern=r"^@?[^|@\r\n]{1,60}$", description="Registered, or new with description.")],
         ctx: Context[Any, Any],
-        kind: Annotated[Literal["character", "location"] | None, Field(description="For a new asset (default character).")] = None,
-        description: Annotated[str | None, Field(description="Anchor phrase / scene prompt: required for a new asset; given for an existing one, it replaces the stored one.")] = None,
-        variation: Annotated[str | None, Field(description="Make the sheet of this variation (default: the asset's default look).")] = None,
-        views: Annotated[list[Literal["front", "side", "back", "turnaround", "plate"]] | None, Field(description="Character default front, side, back; location: plate.")] = None,
-        turnaround: Annotated[bool, Field(description="Character: also a multi-angle turnaround sheet (16:9) from the front view.")] = False,
+        kind: Annotated[Literal["character", "location"] | None, Field(description="New asset (default character).")] = None,
+        description: Annotated[str | None, Field(description="Needed for a new asset; replaces a stored one.")] = None,
+        variation: Annotated[str | None, Field(description="Default: the default look.")] = None,
+        views: Annotated[list[Literal["front", "side", "back", "turnaround", "plate"]] | None, Field(description="Default front, side, back (plate).")] = None,
+        turnaround: Annotated[bool, Field(description="Also a 16:9 turnaround sheet.")] = False,
         model: Model = None,
-        fresh: Annotated[bool, Field(description="Make views again even though their images exist (pays again).")] = False,
+        fresh: Annotated[bool, Field(description="Make existing views again (pays).")] = False,
         wait_s: WaitS = None,
         dry_run: DryRun = False,
         confirm_spend_usd: ConfirmSpend = None,
     ) -> Annotated[CallToolResult, SheetResult] | InputRequiredResult:
-        """Generate a character's reference sheet or a location's plate, the images @Name attaches to prompts.
-
-        Character: the front view first (full body, plain background, 3:4, from the anchor phrase), then
-        side and back as edits of the front so the face and outfit stay the same. Location: one empty
-        16:9 plate from the scene prompt. Views that exist are skipped. Past wait_s the rest goes on in
-        the server; calling again with the same arguments never pays twice."""
+        """Generate a character's sheet (front from the description, then side and back as edits of it, so face
+        and outfit match) or a location's empty 16:9 plate. Existing views are skipped; calling again never pays twice."""
         state = state_of(ctx)
         asset, write = _sheet_asset(state, name, kind, description)
         look = asset.variation(variation)
@@ -219,10 +213,9 @@ def register(mcp: MCPServer[Any]) -> None:
     @boundary
     async def list_assets(
         ctx: Context[Any, Any],
-        kind: Annotated[Literal["character", "location"] | None, Field(description="Only characters or only locations.")] = None,
+        kind: Annotated[Literal["character", "location"] | None, Field()] = None,
     ) -> Annotated[CallToolResult, AssetList]:
-        """Every character and location of the project: description, variations (default marked), which
-        sheet views or plates exist, and the @mention to use in prompts."""
+        """Characters and locations: description, variations, which views exist, and the @mention to use."""
         project = state_of(ctx).project
         found = sorted((a for a in unique(load_assets(project)) if kind in (None, a.kind)), key=lambda a: (a.kind, a.name))
         out = AssetList(assets=[card(project, a) for a in found])

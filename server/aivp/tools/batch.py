@@ -22,9 +22,9 @@ from .generate import PAID
 
 class BatchItem(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelled field is refused, not dropped
-    label: str = Field(min_length=1, description="Your name for this item; results carry it.")
-    tool: Literal["generate_image", "edit_image", "generate_video"] = Field(default="generate_image", description="Which tool's arguments `args` holds.")
-    args: dict[str, Any] = Field(description="That tool's arguments (prompt, model, references, output ...), except wait_s and dry_run.")
+    label: str = Field(min_length=1, description="Results carry it.")
+    tool: Literal["generate_image", "edit_image", "generate_video"] = Field(default="generate_image", description="Whose arguments args holds.")
+    args: dict[str, Any] = Field(description="The tool's arguments (not wait_s, dry_run).")
 
 
 class BatchResult(BaseModel):
@@ -76,17 +76,15 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Batch generate", annotations=PAID)
     @boundary
     async def batch_generate(
-        items: Annotated[list[BatchItem], Field(min_length=1, max_length=100, description="The jobs: {label, tool, args}, e.g. {\"label\": \"scene_a\", \"args\": {\"prompt\": \"...\", \"aspect_ratio\": \"9:16\"}}.")],
+        items: Annotated[list[BatchItem], Field(min_length=1, max_length=100, description="{label, tool, args}")],
         ctx: Context[Any, Any],
-        concurrency: Annotated[int, Field(ge=1, le=16, description="Jobs in flight at once.")] = 4,
-        wait_s: Annotated[float | None, Field(ge=0, le=600, description="Seconds to wait (default 45); unfinished items keep running and come back with job ids.")] = None,
+        concurrency: Annotated[int, Field(ge=1, le=16, description="Jobs at once.")] = 4,
+        wait_s: Annotated[float | None, Field(ge=0, le=600, description="Default 45, then job ids.")] = None,
         confirm_spend_usd: ConfirmSpend = None,
     ) -> Annotated[CallToolResult, BatchResult] | InputRequiredResult:
-        """Run many generate_image / edit_image / generate_video calls in parallel, models mixed freely.
-
-        Every item is checked first (a bad item is reported, the rest run), then each is an ordinary
-        job: idempotent, budget-checked, recorded. A failing item never stops the others. Calling again
-        with the same items collects unfinished ones without paying twice; queue_status(job_id) also works."""
+        """Run many generate_image / edit_image / generate_video calls in parallel. Each item is checked first and
+        fails alone; each runs as an ordinary job (idempotent, budgeted, recorded). Calling again with the same
+        items collects unfinished ones without paying twice."""
         state = state_of(ctx)
         labels = [i.label for i in items]
         if len(set(labels)) != len(labels):

@@ -27,7 +27,7 @@ from .ui import review_line, ui_meta
 
 LIST = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 MANAGE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
-Shot = Annotated[int | str, Field(description="Shot number (3), file stem (shot-03) or storyboard id (1.2).")]
+Shot = Annotated[int | str, Field(description="3, shot-03 or 1.2")]
 
 
 class CandidatesResult(BaseModel):
@@ -47,19 +47,17 @@ def register(mcp: MCPServer[Any]) -> None:
         shot: Shot,
         ctx: Context[Any, Any],
         frame: Annotated[Literal["first", "last"], Field(description="Which keyframe.")] = "first",
-        count: Annotated[int, Field(ge=1, le=4, description="How many candidates (each is billed).")] = 4,
-        prompt: Annotated[str | None, Field(description="The frame; @Name brings in a character/location. Default: the storyboard's prompt for this frame, with its references.")] = None,
-        references: Annotated[list[str] | None, Field(description="Up to 5 extra reference images (after @mentioned sheets).")] = None,
+        count: Annotated[int, Field(ge=1, le=4, description="Each is billed.")] = 4,
+        prompt: Annotated[str | None, Field(description="Default: the storyboard's prompt and references.")] = None,
+        references: Annotated[list[str] | None, Field(description="Up to 5 extra images.")] = None,
         variations: Variations = None,
         model: Model = None,
         wait_s: WaitS = None,
         dry_run: DryRun = False,
         confirm_spend_usd: ConfirmSpend = None,
     ) -> Annotated[CallToolResult, CandidatesResult] | InputRequiredResult:
-        """Generate 1-4 takes of a shot's first or last keyframe into image/candidates/shot-NN/, to compare and choose from.
-
-        The result shows them side by side. Generating again adds candidates and never removes earlier
-        ones. Then manage_candidates(action='select') makes one the representative keyframe."""
+        """Generate 1-4 takes of a shot's first or last keyframe into image/candidates/shot-NN/, shown side by
+        side. Earlier takes are kept; manage_candidates(action='select') makes one the keyframe."""
         state = state_of(ctx)
         ref = cands.find_shot(state, shot, need_storyboard=prompt is None)
         gen = cands.plan_generation(state, ref, frame, count, prompt, references, variations, model, dry_run)
@@ -79,8 +77,7 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="List keyframe candidates", annotations=LIST, meta=ui_meta("candidates"))
     @boundary
     async def list_candidates(shot: Shot, ctx: Context[Any, Any]) -> Annotated[CallToolResult, CandidatesResult]:
-        """A shot's keyframe candidates (which is selected, model, cost), its representative keyframes, jobs still
-        making candidates, and a preview sheet of them."""
+        """A shot's keyframe candidates (selected, model, cost), its keyframes, jobs still running and a preview sheet."""
         state = state_of(ctx)
         number = cands.find_shot(state, shot, need_storyboard=False).number
         return await _answer(state, number, notes=[], jobs=cands.in_flight(state, number), action="list",
@@ -90,16 +87,14 @@ def register(mcp: MCPServer[Any]) -> None:
     @boundary
     async def manage_candidates(
         shot: Shot,
-        action: Annotated[Literal["select", "delete", "upload"], Field(description="select: make a candidate the representative keyframe (copied to image/frames/shot-NN-ff.png or -lf.png); delete one (not the selected one); upload your own image as a candidate (free).")],
+        action: Annotated[Literal["select", "delete", "upload"], Field(description="select copies it to image/frames/shot-NN-ff|lf.png.")],
         ctx: Context[Any, Any],
-        candidate: Annotated[str | None, Field(description="select/delete: the candidate file, e.g. ff-c2.png.")] = None,
-        file: Annotated[str | None, Field(description="upload: an image inside the project (or an extra root).")] = None,
-        frame: Annotated[Literal["first", "last"], Field(description="upload: which keyframe it is a candidate for.")] = "first",
+        candidate: Annotated[str | None, Field(description="select/delete: e.g. ff-c2.png")] = None,
+        file: Annotated[str | None, Field(description="upload: a project image.")] = None,
+        frame: Annotated[Literal["first", "last"], Field(description="upload: for which keyframe.")] = "first",
     ) -> Annotated[CallToolResult, CandidatesResult]:
-        """Choose a shot's representative keyframe among its candidates, delete a take, or add your own.
-
-        The selected frame is what generate_video and run_storyboard use. Re-selecting later replaces the
-        keyframe; clips made from the earlier one stay. The selected candidate cannot be deleted."""
+        """Select a shot's keyframe among its candidates (generate_video and run_storyboard use it), delete a take
+        (not the selected one), or upload your own. Clips made from an earlier keyframe stay."""
         state = state_of(ctx)
         number = cands.find_shot(state, shot, need_storyboard=False).number
         if action == "select":

@@ -38,27 +38,24 @@ class Uploaded(BaseModel):
 
 def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Search models", annotations=ToolAnnotations(
-        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     @boundary
     async def search_models(
         ctx: Context[Any, Any],
-        task: Annotated[TaskName | None, Field(description="t2i, edit, i2i, inpaint, upscale, t2v, i2v, first-last-frame, reference-to-video, v2v, multi-shot.")] = None,
-        query: Annotated[str | None, Field(description="Words to match in names and descriptions, e.g. 'kling' or 'text'.")] = None,
-        capabilities: Annotated[list[str] | None, Field(description="Required tags, e.g. native-audio, end-frame, text-rendering, multi-reference, multi-shot, 4k, lora.")] = None,
-        max_price_usd: Annotated[float | None, Field(ge=0, description="Most a typical call (one image, or a default-length clip) may cost.")] = None,
-        min_consistency: Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="Least character-consistency level.")] = None,
-        tier: Annotated[Literal["fast", "standard", "premium"] | None, Field(description="Speed/quality tier.")] = None,
-        prefer: Annotated[Literal["balanced", "quality", "price", "speed"], Field(description="How to rank.")] = "balanced",
-        model: Annotated[str | None, Field(description="Catalog id or alias, fal endpoint id or Replicate owner/name[:version]: its card (parameters, values, ranges, price).")] = None,
+        task: Annotated[TaskName | None, Field()] = None,
+        query: Annotated[str | None, Field(description="Words, e.g. kling")] = None,
+        capabilities: Annotated[list[str] | None, Field(description="e.g. native-audio, end-frame, text-rendering, multi-reference, 4k, lora")] = None,
+        max_price_usd: Annotated[float | None, Field(ge=0, description="Cap on a typical call.")] = None,
+        min_consistency: Annotated[Literal["none", "weak", "medium", "strong"] | None, Field(description="Least character consistency.")] = None,
+        tier: Annotated[Literal["fast", "standard", "premium"] | None, Field()] = None,
+        prefer: Annotated[Literal["balanced", "quality", "price", "speed"], Field()] = "balanced",
+        model: Annotated[str | None, Field(description="Read this model's card.")] = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 8,
-        live: Annotated[bool, Field(description="Also list fal's live model list after the curated models.")] = True,
-        cursor: Annotated[str | None, Field(description="next_cursor of an earlier answer: more live results.")] = None,
+        live: Annotated[bool, Field(description="Add fal's live list.")] = True,
+        cursor: Annotated[str | None, Field(description="next_cursor: more live results.")] = None,
     ) -> ModelSearch:
-        """Find the right model for a task, budget and capability, or read one model's card.
-
-        Curated models come first (ranked, with tasks, price, typical-call cost, speed, quality, consistency,
-        tags); then fal endpoints from its live model list (source: live), paged. Any of them runs in the
-        generation tools. A card lists every native parameter with its valid values (`options` takes them)."""
+        """Find a model for a task, budget and capability, or read one model's card (every native parameter with
+        its valid values, for options). Curated models first, then fal's live list, paged."""
         from ..catalog.search import curated_endpoints, detail, search
         from ..catalog.livemodel import live_card
         from ..catalog.livesearch import search as live_search
@@ -93,14 +90,12 @@ def register(mcp: MCPServer[Any]) -> None:
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
     @boundary
     async def upload_file(
-        path: Annotated[str, Field(min_length=1, description="A file inside the project (or an extra root), e.g. image/characters/elena-front.png.")],
+        path: Annotated[str, Field(min_length=1, description="Project path.")],
         ctx: Context[Any, Any],
-        fresh: Annotated[bool, Field(description="Upload again even if these bytes were uploaded before (a link that stopped working).")] = False,
+        fresh: Annotated[bool, Field(description="Upload again (a dead link).")] = False,
     ) -> Uploaded:
-        """Put a project file on fal's CDN and return its URL (anyone with the URL can fetch it).
-
-        Generation tools upload project paths by themselves; use this to hand a URL to something else.
-        Identical bytes are uploaded once. Only files inside the project are accepted."""
+        """Put a project file on fal's CDN and return its public URL. Generation tools upload by themselves; use
+        this to hand a URL elsewhere. The same bytes upload once."""
         state = state_of(ctx)
         ref = resolve_input(state.project, path, expect="any", max_bytes=state.settings.max_upload_bytes, what="file")
         if ref.kind != "path" or ref.path is None or ref.sha256 is None:

@@ -42,7 +42,7 @@ log = logging.getLogger("aivp.consent")
 ANSWER_TIMEOUT_S = 300.0  # 2025-11-25: how long the call waits for the user's answer
 MODERN = "2026-07-28"  # from this version a question is a result the client answers by calling again
 
-ConfirmSpend = Annotated[float | None, Field(ge=0, description="Only if aivp refused because this client cannot ask the user: the USD amount the user agreed to.")]
+ConfirmSpend = Annotated[float | None, Field(ge=0, description="Only after a consent refusal.")]
 
 
 class SpendConsent(BaseModel):

@@ -52,18 +52,16 @@ def register(mcp: MCPServer[Any]) -> None:
     @boundary
     async def queue_status(
         ctx: Context[Any, Any],
-        job_id: Annotated[str | None, Field(description="The job_id a generation call returned.")] = None,
-        model: Annotated[str | None, Field(description="With request_id: the model or provider endpoint id of a request made outside aivp (e.g. replicate:black-forest-labs/flux-dev).")] = None,
-        request_id: Annotated[str | None, Field(description="With model: a request/prediction id made outside aivp; aivp follows it and saves its result.")] = None,
-        wait_s: Annotated[float, Field(ge=0, le=600, description="Wait up to this many seconds for the job to finish before answering.")] = 0,
-        output: Annotated[str | None, Field(description="For a paid job whose result could not be saved (status unsaved): save it at this project path instead.")] = None,
-        limit: Annotated[int, Field(ge=1, le=100, description="How many recent jobs to list when no job is named.")] = 10,
-        started_by: Annotated[str | None, Field(description="Only jobs this person started (over HTTP); 'me' for yours.")] = None,
+        job_id: Annotated[str | None, Field(description="From a generation call.")] = None,
+        model: Annotated[str | None, Field(description="With request_id: its model or endpoint.")] = None,
+        request_id: Annotated[str | None, Field(description="A request made outside aivp, to collect.")] = None,
+        wait_s: Annotated[float, Field(ge=0, le=600, description="Wait this long for the end.")] = 0,
+        output: Annotated[str | None, Field(description="unsaved job: save it here instead.")] = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="Recent jobs to list.")] = 10,
+        started_by: Annotated[str | None, Field(description="HTTP: only their jobs; 'me'.")] = None,
     ) -> Annotated[CallToolResult, QueueStatus]:
-        """A job's state (queue position, logs, elapsed time) and, once done, its files; or the recent jobs and spend.
-
-        Use it to collect a job that outlived its generation call, also after a server restart. With
-        wait_s it waits (sending progress) until the job ends or the time is up."""
+        """A job's state (queue position, logs, elapsed) and, once done, its files; with no job_id, recent jobs and
+        spend. Collects jobs that outlived their call, also after a restart; wait_s waits, sending progress."""
         state = state_of(ctx)
         spend = state.ledger.spend()
         base = {"spent_usd": spend["spent_usd"], "committed_usd": spend["committed_usd"],
@@ -99,13 +97,11 @@ def register(mcp: MCPServer[Any]) -> None:
         read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True))
     @boundary
     async def cancel_job(
-        job_id: Annotated[str, Field(min_length=1, description="The job to cancel at the provider.")],
+        job_id: Annotated[str, Field(min_length=1, description="From a generation call.")],
         ctx: Context[Any, Any],
     ) -> Annotated[CallToolResult, Cancelled]:
-        """Cancel a queued or running job at the provider (only this stops a job; a cancelled tool call does not).
-
-        A job still in the queue is dropped without charge; one already running may still finish and be
-        billed, and its result is then saved as usual."""
+        """Cancel a job at the provider (cancelling a tool call does not stop it). A queued job is dropped free; a
+        running one may still finish, be billed and be saved."""
         state = state_of(ctx)
         row, note = await state.runner.cancel(job_id, by=state.caller)
         result = Cancelled(job_id=row.id, request_id=row.request_id, status=row.state, note=note, cost_usd=row.cost_usd)

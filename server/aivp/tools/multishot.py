@@ -18,20 +18,20 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Multi-shot video", annotations=PAID)
     @boundary
     async def multi_shot_video(
-        shots: Annotated[list[ShotIn], Field(min_length=1, description="The shots, in order, each with its prompt and duration.")],
+        shots: Annotated[list[ShotIn], Field(min_length=1)],
         ctx: Context[Any, Any],
-        master_prompt: Annotated[str | None, Field(description="Setting, style and characters common to every shot; put before each shot's prompt.")] = None,
-        elements: Annotated[list[ElementIn] | None, Field(description="Characters kept consistent across the shots, named @Name in the prompts.")] = None,
-        references: Annotated[list[str] | None, Field(description="Style/location reference images, @Image1, @Image2 ... in the prompts.")] = None,
-        image: Annotated[str | None, Field(description="Start frame of the first shot (e.g. image/frames/shot-03-ff.png).")] = None,
-        end_image: Annotated[str | None, Field(description="Last frame of the last shot, where the model takes one.")] = None,
-        model: Annotated[str | None, Field(description="kling-o3-pro (default), kling-o3-standard, kling-v3-pro or kling-v3-standard.")] = None,
+        master_prompt: Annotated[str | None, Field(description="Setting and style common to every shot.")] = None,
+        elements: Annotated[list[ElementIn] | None, Field(description="Characters kept consistent, named @Name in prompts.")] = None,
+        references: Annotated[list[str] | None, Field(description="Style/location images: @Image1, @Image2... in prompts.")] = None,
+        image: Annotated[str | None, Field(description="Start frame of the first shot.")] = None,
+        end_image: Annotated[str | None, Field(description="End frame of the last shot.")] = None,
+        model: Annotated[str | None, Field(description="kling-o3-pro (default), kling-o3-standard, kling-v3-pro, kling-v3-standard.")] = None,
         aspect_ratio: Ratio = None,
-        audio: Annotated[bool | None, Field(description="Native audio (dialogue, effects).")] = None,
+        audio: Annotated[bool | None, Field(description="Native sound; default on when a shot has dialogue.")] = None,
         negative_prompt: Negative = None,
-        variations: Annotated[dict[str, str] | None, Field(description="Variation per mentioned asset for this call, e.g. {\"Mara\": \"night\"}.")] = None,
-        split: Annotated[bool, Field(description="Also cut the result into one clip per shot at the shot boundaries (audio kept).")] = False,
-        output: Output = None,
+        variations: Annotated[dict[str, str] | None, Field(description="e.g. {\"Mara\": \"night\"}")] = None,
+        split: Annotated[bool, Field(description="Also save one clip per shot.")] = False,
+        output: Annotated[str | None, Field(description="Default video/clips/group-NN.mp4.")] = None,
         overwrite: Overwrite = False,
         options: Options = None,
         wait_s: WaitS = None,
@@ -40,12 +40,9 @@ def register(mcp: MCPServer[Any]) -> None:
         provider: ProviderArg = None,
         confirm_spend_usd: ConfirmSpend = None,
     ) -> Annotated[CallToolResult, JobResult] | InputRequiredResult:
-        """Render several shots (up to the model's limit, 6 on Kling) as one clip with consistent characters.
-
-        For dialogue scenes and sequences: give each character as an element (frontal image + up to 3
-        more, from image/characters/) and name it @Name in the shot prompts. split=true also saves each
-        shot as its own clip. Default output video/clips/group-NN.mp4 with one record listing the shots.
-        Returns a job_id after wait_s; collect it with queue_status."""
+        """Several shots (up to 6 on Kling) as one clip with consistent characters, for dialogue scenes and
+        sequences. Give each character as an element (front image + up to 3 views, from image/characters/) named
+        @Name in the shot prompts. split=true also saves each shot as a clip with its own record."""
         call = multishot_call(state_of(ctx), shots, elements or [], master_prompt=master_prompt, references=references,
                               image=image, end_image=end_image, model=model, aspect_ratio=aspect_ratio, audio=audio,
                               negative_prompt=negative_prompt, split=split, output=output, overwrite=overwrite,

@@ -74,15 +74,13 @@ def register(mcp: MCPServer[Any]) -> None:
     @mcp.tool(title="Mark a clip failed or ok", annotations=MARK)
     @boundary
     async def mark_clip(
-        shot: Annotated[int | str, Field(description="Shot number (3), file stem (shot-03) or storyboard id (1.2).")],
-        status: Annotated[Literal["failed", "ok"], Field(description="failed: the clip needs a redo; ok: clear that mark.")],
+        shot: Annotated[int | str, Field(description="3, shot-03 or 1.2")],
+        status: Annotated[Literal["failed", "ok"], Field(description="failed: needs a redo; ok: clears it.")],
         ctx: Context[Any, Any],
-        note: Annotated[str | None, Field(description="failed: what is wrong (goes into video/plan.md).")] = None,
+        note: Annotated[str | None, Field(description="What is wrong.")] = None,
     ) -> Annotated[CallToolResult, MarkResult]:
-        """Record a verdict on a shot's clip (video/clips/shot-NN.mp4) in video/plan.md after looking at it.
-
-        A clip marked failed shows as failed in run_storyboard(mode='status'); run_storyboard with
-        shots=[N], stages=['clips'], redo=[N] makes it again. Nothing is generated or deleted here."""
+        """Record a verdict on a shot's clip in video/plan.md after looking at it. A failed clip shows in
+        run_storyboard(mode='status'); run_storyboard(shots=[N], stages=['clips'], redo=[N]) remakes it."""
         state = state_of(ctx)
         number = cands.find_shot(state, shot, need_storyboard=False).number
         clip, notes = mark(state.project, number, status, note)

@@ -38,31 +38,27 @@ def register(mcp: MCPServer[Any]) -> None:
     @boundary
     async def run_storyboard(
         ctx: Context[Any, Any],
-        mode: Annotated[Literal["plan", "run", "status"], Field(description="plan: show every step, model and cost, spend nothing; run: do what is missing; status: how each shot is doing.")] = "plan",
-        shots: Annotated[list[str] | None, Field(description="Only these shots (numbers like 3 or ids like 1.2) and what they need.")] = None,
-        stages: Annotated[list[Stage] | None, Field(description="Only these stages (default all: portraits, locations, keyframes, clips).")] = None,
-        video_model: Annotated[str | None, Field(description="Clip model (default seedance-2.0).")] = None,
-        image_model: Annotated[str | None, Field(description="Portrait/keyframe model (default: the project's image default, see AIVP_IMAGE_MODEL).")] = None,
-        multi_shot: Annotated[bool, Field(description="Render dialogue scenes with recurring characters as one Kling O3 multi-shot call each, split into shot clips.")] = False,
-        hero_shots: Annotated[list[str] | None, Field(description="Shots to render with the hero model.")] = None,
-        hero_model: Annotated[str | None, Field(description="Model for hero shots (default kling-v3-pro; veo-3.1 also fits).")] = None,
-        overrides: Annotated[dict[str, dict[str, Any]] | None, Field(description="Per shot (key: number or id): model, image_model, duration, audio.")] = None,
-        redo: Annotated[list[str] | None, Field(description="Shots to make again even though their files exist (a new take replaces them).")] = None,
-        audio: Annotated[bool | None, Field(description="Native audio on or off for every clip (default: each model's default).")] = None,
-        resolution: Annotated[str | None, Field(description="Clip resolution where the model offers a choice, e.g. 720p.")] = None,
+        mode: Annotated[Literal["plan", "run", "status"], Field(description="Start with plan (free).")] = "plan",
+        shots: Annotated[list[str] | None, Field(description="Only these shots (3 or 1.2) and what they need.")] = None,
+        stages: Annotated[list[Stage] | None, Field()] = None,
+        video_model: Annotated[str | None, Field(description="Default seedance-2.0.")] = None,
+        image_model: Annotated[str | None, Field(description="Portraits/keyframes (default AIVP_IMAGE_MODEL).")] = None,
+        multi_shot: Annotated[bool, Field(description="Dialogue scenes as one Kling O3 multi-shot call each.")] = False,
+        hero_shots: Annotated[list[str] | None, Field(description="Shots for hero_model.")] = None,
+        hero_model: Annotated[str | None, Field(description="Default kling-v3-pro.")] = None,
+        overrides: Annotated[dict[str, dict[str, Any]] | None, Field(description="{shot: {model, image_model, duration, audio}}")] = None,
+        redo: Annotated[list[str] | None, Field(description="Shots to make again although done.")] = None,
+        audio: Annotated[bool | None, Field(description="Every clip (default per model; on for dialogue).")] = None,
+        resolution: Annotated[str | None, Field(description="e.g. 720p")] = None,
         concurrency: Annotated[int, Field(ge=1, le=32, description="Jobs at once.")] = 4,
-        retry_unknown: Annotated[bool, Field(description="Send again the steps whose earlier submit got no answer (check the provider's dashboard first).")] = False,
-        wait_s: Annotated[float | None, Field(ge=0, le=600, description="run: seconds to wait before returning (the run goes on in the server).")] = None,
+        retry_unknown: Annotated[bool, Field(description="Resend steps whose submit got no answer.")] = False,
+        wait_s: Annotated[float | None, Field(ge=0, le=600, description="run: return after this; the run goes on.")] = None,
         confirm_spend_usd: ConfirmSpend = None,
     ) -> Annotated[CallToolResult, StoryboardResult] | InputRequiredResult:
-        """Turn the project's storyboard into character portraits, location plates, keyframes and clips.
-
-        Reads storyboard/storyboard-final/ and script/. Order: portraits (front, then side/back from it),
-        keyframes in frame-plan order with their references, clips in shot order (image-to-video from the
-        keyframe, first+last frame where needed, else text-to-video). `plan` lists every step, model and
-        cost and spends nothing: call it first. `run` does only what is missing or failed (never pays
-        twice), keeps image/plan.md and video/plan.md current and returns after wait_s while the run goes
-        on; `status` reports each shot."""
+        """Turn the storyboard (storyboard/storyboard-final/, script/) into portraits, location plates, keyframes
+        and clips. plan lists every step, model and cost and spends nothing: call it first. run does only what is
+        missing or failed (never pays twice), updates image/plan.md and video/plan.md, and returns after
+        wait_s while it goes on. status reports each shot."""
         state = state_of(ctx)
         sb = await anyio.to_thread.run_sync(load, state)
         current: PipelineRun | None = state.runs.get("storyboard")
