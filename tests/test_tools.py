@@ -292,6 +292,21 @@ async def test_search_models_ranks_and_details(client: Client) -> None:
     assert card["detail"]["endpoints"][0]["pricing"]["unit"] == "video_token"
 
 
+async def test_search_models_text_carries_the_facts_once_not_a_json_dump(client: Client) -> None:
+    r = await client.call_tool("search_models", {"task": "t2v", "limit": 3, "live": False})
+    text, found = r.content[0].text, r.structured_content
+    assert isinstance(text, str) and found is not None and not text.lstrip().startswith("{")
+    for m in found["models"]:  # every model's id, price and typical cost are in the text an agent reads
+        assert m["id"] in text and f"${m['typical_cost_usd']:.2f}" in text
+    assert len(text) < len(json.dumps(found))
+    card = await client.call_tool("search_models", {"model": "seedance-2.0"})
+    assert isinstance(card.content[0].text, str) and card.structured_content is not None
+    detail = card.structured_content["detail"]
+    for e in detail["endpoints"]:
+        assert e["endpoint"] in card.content[0].text
+    assert "duration [string, one of auto|4|5|" in card.content[0].text  # values as an agent passes them
+
+
 async def test_upload_file_returns_a_cdn_url_once(client: Client, project: Path, sandbox: Any) -> None:
     png(project / "image/styles/mood.png")
     a = await ok(client, "upload_file", {"path": "image/styles/mood.png"})

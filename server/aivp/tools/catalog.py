@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..catalog.schema import TASKS
 from ..errors import InputFileError
 from ..inputs import resolve_input
 from ..jobs.uploads import upload
+from .catalog_text import search_text
 from .common import boundary, state_of
 
 TaskName = Literal["t2i", "i2i", "edit", "inpaint", "upscale", "t2v", "i2v", "first-last-frame",
@@ -53,7 +54,7 @@ def register(mcp: MCPServer[Any]) -> None:
         limit: Annotated[int, Field(ge=1, le=50)] = 8,
         live: Annotated[bool, Field(description="Add fal's live list.")] = True,
         cursor: Annotated[str | None, Field(description="next_cursor: more live results.")] = None,
-    ) -> ModelSearch:
+    ) -> Annotated[CallToolResult, ModelSearch]:
         """Find a model for a task, budget and capability, or read one model's card (every native parameter with
         its valid values, for options). Curated models first, then fal's live list, paged."""
         from ..catalog.search import curated_endpoints, detail, search
@@ -84,7 +85,8 @@ def register(mcp: MCPServer[Any]) -> None:
                     detail(model, available)  # raises the unknown-model error naming the closest catalog models
                 else:
                     out.detail = live_card(ep)
-        return out
+        text = search_text(out.models, out.live, out.next_cursor, out.note, out.detail)
+        return CallToolResult(content=[TextContent(text=text)], structured_content=out.model_dump(mode="json"))
 
     @mcp.tool(title="Upload file", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=True))
