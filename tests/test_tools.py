@@ -292,6 +292,25 @@ async def test_search_models_ranks_and_details(client: Client) -> None:
     assert card["detail"]["endpoints"][0]["pricing"]["unit"] == "video_token"
 
 
+async def test_several_images_come_back_as_one_labelled_sheet_within_the_budget(client: Client) -> None:
+    import io
+
+    from PIL import Image
+
+    r = await client.call_tool("generate_image", {"prompt": "four takes of a lighthouse", "num_images": 4})
+    assert not r.is_error, r.content[0].text
+    files = r.structured_content["files"]
+    previews = [c for c in r.content if isinstance(c, ImageContent)]
+    assert len(files) == 4 and len(previews) == 1  # one sheet shows all four, not the first alone
+    data = base64.b64decode(previews[0].data)
+    assert len(data) <= 40_000
+    with Image.open(io.BytesIO(data)) as sheet:
+        assert sheet.width >= 4 * 100 and sheet.width > sheet.height  # four tiles in a row
+    one = await client.call_tool("generate_image", {"prompt": "one lighthouse"})
+    with Image.open(io.BytesIO(base64.b64decode(next(c for c in one.content if isinstance(c, ImageContent)).data))) as im:
+        assert max(im.size) <= 320
+
+
 async def test_search_models_text_carries_the_facts_once_not_a_json_dump(client: Client) -> None:
     r = await client.call_tool("search_models", {"task": "t2v", "limit": 3, "live": False})
     text, found = r.content[0].text, r.structured_content

@@ -95,6 +95,42 @@ def thumbnail(path: Path, *, max_side: int = 384, max_bytes: int = 48_000) -> tu
     return _encode_within(image, max_bytes)
 
 
+def contact_sheet(tiles: list[tuple[str, Path]], *, side: int = 200, max_bytes: int = 40_000,
+                  skipped: list[str] | None = None) -> tuple[bytes, str] | None:
+    """Several images (or videos' poster frames) side by side, each labelled, as one preview within
+    `max_bytes`: up to 4 per row, the sheet shrunk as a whole until it fits. A file that cannot be
+    shown is left out and named in `skipped`; None when none can."""
+    from PIL import Image, ImageDraw
+
+    if side < _MIN_SIDE or max_bytes < 1024:
+        raise InvalidParameterError(f"contact_sheet needs side >= {_MIN_SIDE} and max_bytes >= 1024")
+    shown: list[tuple[str, Image.Image]] = []
+    for label, path in tiles:
+        try:
+            if is_video_mime(sniff_mime(path)):
+                tile = cast("Image.Image", poster_frame(path))
+            else:
+                check_image(path, label)  # a decompression bomb is named, never decoded
+                tile = _load_for_preview(path, side)
+            tile = to_rgb_or_l(tile).convert("RGB")
+            tile.thumbnail((side, side), _lanczos(), reducing_gap=1.0)
+            shown.append((label, tile))
+        except Exception as exc:  # one bad file must never cost the others their preview
+            if skipped is not None:
+                skipped.append(f"{label} cannot be shown ({exc})")
+    if not shown:
+        return None
+    cols = min(4, len(shown))
+    rows = -(-len(shown) // cols)
+    sheet = Image.new("RGB", (cols * side, rows * (side + 16)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (label, tile) in enumerate(shown):
+        x, y = (i % cols) * side, (i // cols) * (side + 16)
+        sheet.paste(tile, (x + (side - tile.width) // 2, y + (side - tile.height) // 2))
+        draw.text((x + 4, y + side + 2), label[:32], fill="black")
+    return _encode_within(sheet, max_bytes)
+
+
 def _open_image(path: Path) -> Image.Image:
     """Image.open with Pillow's refusals turned into InputFileError."""
     from PIL import Image

@@ -7,7 +7,6 @@ only reads, and selecting, deleting or uploading changes project files but calls
 from __future__ import annotations
 
 import base64
-import io
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -147,38 +146,18 @@ async def _answer(state: Studio, number: int, *, notes: list[str], jobs: list[It
     return CallToolResult(content=content, structured_content=out.model_dump(mode="json"))
 
 
-def _contact_sheet(project: Project, files: list[str], skipped: list[str],
-                   side: int = 200) -> ImageContent | None:
+def _contact_sheet(project: Project, files: list[str], skipped: list[str]) -> ImageContent | None:
     """The candidates side by side, each labelled with its file name, as one small JPEG. A file that cannot
     be shown (damaged, a decompression bomb, a link out of the project) is left out and named in `skipped`."""
-    from PIL import Image, ImageDraw, ImageOps
-
-    from ..media import check_image
+    from ..media import contact_sheet
 
     tiles = []
     for rel in files:
         try:
-            path = project.input_path(rel)
-            check_image(path, rel)
-            with Image.open(path) as im:
-                tile = ImageOps.exif_transpose(im).convert("RGB")
-                tile.thumbnail((side, side))
-                tiles.append((rel.rsplit("/", 1)[-1], tile))
-        except Exception as exc:  # one bad file must never break the listing
+            tiles.append((rel.rsplit("/", 1)[-1], project.input_path(rel)))
+        except Exception as exc:  # a link out of the project is named, never followed
             skipped.append(f"{rel.rsplit('/', 1)[-1]} cannot be shown ({exc})")
-    if not tiles:
+    sheet = contact_sheet(tiles, side=200, max_bytes=THUMB_BYTES, skipped=skipped)
+    if sheet is None:
         return None
-    cols = min(4, len(tiles))
-    rows = -(-len(tiles) // cols)
-    sheet = Image.new("RGB", (cols * side, rows * (side + 16)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (name, tile) in enumerate(tiles):
-        x, y = (i % cols) * side, (i // cols) * (side + 16)
-        sheet.paste(tile, (x + (side - tile.width) // 2, y + (side - tile.height) // 2))
-        draw.text((x + 4, y + side + 2), name, fill="black")
-    for quality in (80, 65, 50, 35, 20):
-        buf = io.BytesIO()
-        sheet.save(buf, "JPEG", quality=quality)
-        if buf.tell() <= THUMB_BYTES:
-            return ImageContent(data=base64.b64encode(buf.getvalue()).decode(), mime_type="image/jpeg")
-    return None
+    return ImageContent(data=base64.b64encode(sheet[0]).decode(), mime_type=sheet[1])

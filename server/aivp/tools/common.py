@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+from pathlib import Path
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -222,21 +223,28 @@ async def as_tool_result(state: Studio, row: JobRow, *, reused: bool = False, no
         raise ToolError(f"Job {row.id} ({row.model_id}) {row.state}: {state.settings.redact(said)}")
     content: list[Any] = [TextContent(text=_summary(result, note))]
     if result.files:
-        first = result.files[0]
         try:
-            from .. import media
-
-            data, mime = await anyio.to_thread.run_sync(
-                functools.partial(media.thumbnail, state.project.root / first.path, max_side=THUMB_SIDE, max_bytes=THUMB_BYTES)
-            )
-            content.append(ImageContent(data=base64.b64encode(data).decode(), mime_type=mime))
+            preview = await anyio.to_thread.run_sync(_preview, state.project.root, [f.path for f in result.files])
+            if preview is not None:
+                content.append(ImageContent(data=base64.b64encode(preview[0]).decode(), mime_type=preview[1]))
         except Exception as exc:  # a preview is a nicety; never fail a paid result over it
-            log.info("no thumbnail for %s: %s", first.path, exc)
+            log.info("no preview for %s: %s", result.files[0].path, exc)
         for f in result.files:
             where = f"{f.kind} at {f.absolute_path}" + (f"; download: {f.download_url}" if f.download_url else "")
             content.append(ResourceLink(name=f.path.rsplit("/", 1)[-1], uri=f.uri, mime_type=mime_type(f.path),
                                         size=f.bytes, description=where))
     return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+
+def _preview(root: Path, paths: list[str]) -> tuple[bytes, str] | None:
+    """One file: its thumbnail. Several (num_images, a split group): one labelled sheet of up to 8, so
+    every take is seen within the same byte budget."""
+    from .. import media
+
+    if len(paths) == 1:
+        return media.thumbnail(root / paths[0], max_side=THUMB_SIDE, max_bytes=THUMB_BYTES)
+    tiles = [(p.rsplit("/", 1)[-1], root / p) for p in paths[:8]]
+    return media.contact_sheet(tiles, side=THUMB_SIDE // 2 if len(tiles) > 4 else 200, max_bytes=THUMB_BYTES)
 
 
 def _summary(r: JobResult, note: str) -> str:
