@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import json
 from pathlib import Path
 
 import anyio
@@ -85,3 +86,10 @@ def test_demo_runs_the_sample_storyboard_end_to_end(tmp_path: Path, capsys: pyte
     assert "0 new submission(s)" in out and "would have cost about $" in out
     plan = (root / "video/plan.md").read_text()
     assert plan.count("| done |") == 7 and "failed" not in plan
+    # terse off a terminal: one line per finished step, no queue positions; the group's paths whole
+    assert "position" not in out and len(out.splitlines()) < 120
+    for rel in ("video/clips/shot-03.mp4", "video/clips/shot-04.mp4", "video/clips/shot-05.mp4"):
+        assert any(line.split()[-1:] == [rel] or f" {rel} " in line for line in out.splitlines()), rel
+    for n in (3, 4, 5):  # a clip cut from the group is decoded through like any other
+        record = json.loads((root / f"video/log/shot-0{n}.json").read_text())
+        assert record["output"]["check"]["ok"] is True and record["group"]["file"] == "video/clips/group-01.mp4"

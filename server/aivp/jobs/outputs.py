@@ -258,9 +258,12 @@ def _split_shots(project: Project, row: JobRow, group: dict[str, Any]) -> list[d
         return []
     parts = []
     for s, path, info in zip(shots, free, infos, strict=True):
+        # each cut is a file of its own that an agent will use alone: decode it through, like any clip
+        check = media.verify_video(path, s.duration * scale)
         parts.append({"path": project.rel(path), "kind": "video", "split_of": group["path"], "shot": s.index,
                       "width": info.width, "height": info.height, "duration_s": round(info.duration_s, 3),
                       "has_audio": info.has_audio, "bytes": path.stat().st_size, "url": None,
+                      "check": {"ok": check.ok, "decoded_frames": check.decoded_frames, "message": check.message},
                       "poster": _poster(project, path)})
     return parts
 

@@ -99,7 +99,7 @@ def shot_record(row: JobRow, out: dict[str, Any]) -> dict[str, Any]:
         "group": {"file": out.get("split_of"), "job_id": row.id, "cost_usd": row.cost_usd,
                   "shots": len(row.spec.shots)},
         "cost_usd": 0.0,
-        "output": {k: out.get(k) for k in ("bytes", "width", "height", "duration_s", "has_audio", "poster")
+        "output": {k: out.get(k) for k in ("bytes", "width", "height", "duration_s", "has_audio", "check", "poster")
                    if out.get(k) is not None},
         "elements": row.spec.record.get("elements"),
         "timestamp": row.finished_at or now_iso(),
