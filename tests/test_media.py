@@ -604,3 +604,15 @@ def test_fraction_rates_survive(work: Path) -> None:
     parts = split_video(path, [0.5], [work / "a.mp4", work / "b.mp4"])
     assert [p.frames for p in parts] == [15, 15]
     assert parts[0].fps == pytest.approx(29.97, abs=0.01)
+
+
+def test_has_alpha_tells_a_cutout_from_an_opaque_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from aivp.media import has_alpha
+
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(tmp_path / "cut.png")
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "white.png")
+    Image.new("P", (8, 8)).save(tmp_path / "pal.png", transparency=0)
+    assert has_alpha(tmp_path / "cut.png") and has_alpha(tmp_path / "pal.png")
+    assert not has_alpha(tmp_path / "white.png")

@@ -311,6 +311,17 @@ async def test_several_images_come_back_as_one_labelled_sheet_within_the_budget(
         assert max(im.size) <= 320
 
 
+async def test_remove_background_says_whether_the_result_is_transparent(client: Client, project: Path) -> None:
+    png(project / "image/ref.png")
+    r = await client.call_tool("edit_image", {"image": "image/ref.png", "operation": "remove_background"})
+    assert not r.is_error, r.content[0].text
+    text = r.content[0].text
+    from aivp.media import has_alpha
+
+    alpha = has_alpha(project / r.structured_content["files"][0]["path"])
+    assert ("transparent background" in text) if alpha else ("plain white, not transparent" in text)
+
+
 async def test_search_models_text_carries_the_facts_once_not_a_json_dump(client: Client) -> None:
     r = await client.call_tool("search_models", {"task": "t2v", "limit": 3, "live": False})
     text, found = r.content[0].text, r.structured_content

@@ -6,7 +6,7 @@ Every function is synchronous and CPU- or disk-bound; the server calls them thro
 the server's cold start should not pay for them.
 """
 
-from .images import check_image, contact_sheet, image_size, thumbnail
+from .images import check_image, contact_sheet, has_alpha, image_size, thumbnail
 from .poster import poster_frame
 from .sniff import is_image_mime, is_video_mime, sniff_bytes, sniff_mime
 from .split import split_video
@@ -17,6 +17,7 @@ __all__ = [
     "VideoInfo",
     "check_image",
     "contact_sheet",
+    "has_alpha",
     "image_size",
     "is_image_mime",
     "is_video_mime",

@@ -131,6 +131,12 @@ def contact_sheet(tiles: list[tuple[str, Path]], *, side: int = 200, max_bytes: 
     return _encode_within(sheet, max_bytes)
 
 
+def has_alpha(path: Path) -> bool:
+    """Whether an image file carries transparency (an alpha channel or a transparent palette entry)."""
+    with _open_image(path) as im:
+        return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
 def _open_image(path: Path) -> Image.Image:
     """Image.open with Pillow's refusals turned into InputFileError."""
     from PIL import Image

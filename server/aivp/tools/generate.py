@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
+
+import anyio
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
@@ -78,7 +81,7 @@ def register(mcp: MCPServer[Any]) -> None:
         image: Annotated[str, Field(min_length=1, description="Path, URL or data: URI.")],
         ctx: Context[Any, Any],
         prompt: Annotated[str | None, Field(description="The change (not needed for upscale, remove_background).")] = None,
-        operation: Annotated[Literal["edit", "inpaint", "upscale", "restyle", "remove_background"], Field(description="inpaint changes the white area of mask; restyle uses strength.")] = "edit",
+        operation: Annotated[Literal["edit", "inpaint", "upscale", "restyle", "remove_background"], Field(description="inpaint changes the white area of mask; restyle uses strength; remove_background gives white, not alpha.")] = "edit",
         mask: Annotated[str | None, Field(description="inpaint: white = change.")] = None,
         references: Refs = None,
         strength: Annotated[float | None, Field(ge=0, le=1, description="restyle: how much to change.")] = None,
@@ -163,9 +166,23 @@ async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run
     note = f"Model: {why}; estimate {req.estimate.shown} ({req.estimate.detail})."
     if joined:
         note += " An identical job was already running; this call joined it instead of paying again."
+    if call.task == "remove-background" and row.state == "completed" and row.outputs:
+        note += await _cutout_note(state.project.root / row.outputs[0]["path"])
     if call.tool == "generate_video" and row.state == "completed" and row.outputs:
         note += f"\n{review_line(ctx, state.project.root)}"
     return await as_tool_result(state, row, reused=reused, note=note)
+
+
+async def _cutout_note(path: Path) -> str:
+    """What remove_background really gave: the default model paints the background white."""
+    from ..media import has_alpha
+
+    try:
+        alpha = await anyio.to_thread.run_sync(has_alpha, path)
+    except Exception:  # a note must never fail a paid result
+        return ""
+    return (" The result is a cutout with a transparent background." if alpha else
+            " The background is now plain white, not transparent (this model returns an opaque image).")
 
 
 def _estimate_only(req: Any, why: str) -> CallToolResult:
