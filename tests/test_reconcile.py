@@ -119,6 +119,23 @@ async def test_byteplus_keeps_the_honest_unknown(project: Path, sandbox: Any) ->
         assert r.is_error and "keeps no list of requests" in r.content[0].text
 
 
+@pytest.mark.parametrize("provider", ["fal", "replicate"])
+async def test_a_fresh_resubmission_is_not_taken_for_the_lost_one(project: Path, sandbox: Any, provider: str) -> None:
+    # the lost submit never reached the provider; the same request sent again with fresh=true is another job's
+    make = make_settings if provider == "fal" else settings_for
+    route = "submit" if provider == "fal" else "replicate_create"
+    async with Client(build_server(make(project, sandbox))) as c:
+        job_id = await lost(c, f"sent again at {provider}", sandbox, processed=False, route=route)
+        again = await ok(c, "generate_image", {"prompt": f"sent again at {provider}", "model": MODEL, "fresh": True})
+        assert again["status"] == "completed"
+        r = await c.call_tool("queue_status", {"job_id": job_id})  # the only match is the fresh job's
+        assert r.is_error and "does not list it yet" in r.content[0].text
+        status = await ok(c, "queue_status", {})
+        rows = {j["job_id"]: j for j in status["recent"]}
+        assert rows[job_id]["status"] == "unknown" and rows[again["job_id"]]["status"] == "completed"
+    assert sandbox.submission_count() == 1
+
+
 # ---------------------------------------------------------------- fal: its request history (by-endpoint)
 
 

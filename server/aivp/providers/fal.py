@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -188,8 +188,8 @@ class FalProvider(ProviderBase):
         urls["stream"] = urls["status"].rstrip("/") + "/stream"
         return Handle("fal", endpoint, request_id, urls)
 
-    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime,
-                              until: datetime) -> Lookup:
+    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime, until: datetime, *,
+                              known: Callable[[str], bool] | None = None) -> Lookup:
         """Requests of `endpoint` in fal's request history between `since` and `until` whose input is `sent`."""
         from .fal_platform import FalPlatform
 
@@ -202,7 +202,8 @@ class FalProvider(ProviderBase):
             return Lookup("cannot", reason=str(exc))
         except ProviderError as exc:  # a malformed answer, too many requests to read
             return Lookup("cannot", reason=str(exc))
-        matches = [i for i in items if isinstance(i.get("request_id"), str) and same_input(sent, i.get("json_input"))]
+        items = [i for i in items if isinstance(i.get("request_id"), str) and not (known and known(i["request_id"]))]
+        matches = [i for i in items if same_input(sent, i.get("json_input"))]
         blind = sum(1 for i in items if i.get("json_input") is None)
         if len(matches) > 1:
             return Lookup("several", count=len(matches))
