@@ -168,10 +168,10 @@ class Recorder:
 
 @asynccontextmanager
 async def http_server(settings: Settings, *, tokens: Mapping[str, str] | None = None, routes: Any = (),
-                      record: list[bytes] | None = None) -> AsyncIterator[str]:
+                      record: list[bytes] | None = None, review: bool = False) -> AsyncIterator[str]:
     """aivp's HTTP app (`aivp serve --http` without the process) under uvicorn on a free loopback port, in
     this event loop; yields the /mcp URL. With `settings.oauth_issuer` and no public URL, the public URL is
-    this server's /mcp (the audience tokens must name)."""
+    this server's /mcp (the audience tokens must name). `review=True` mounts the review page as the CLI does."""
     import socket
 
     import anyio
@@ -189,7 +189,12 @@ async def http_server(settings: Settings, *, tokens: Mapping[str, str] | None = 
     if settings.oauth_issuer and not settings.public_url:
         settings = replace(settings, public_url=url)
     settings = http_settings(settings, "127.0.0.1", port)
-    app: Any = create_app(build_server(settings), settings, routes=routes)
+    options: dict[str, Any] = {"routes": routes}
+    if review:
+        from aivp.cli import review_mount
+
+        options = review_mount(settings)
+    app: Any = create_app(build_server(settings), settings, **options)
     if record is not None:
         app = Recorder(app, record)
     server = uvicorn.Server(uvicorn_config(app))

@@ -77,6 +77,10 @@ async def test_serve_http_end_to_end(project: Path, sandbox: Any, tmp_path: Path
             got = await h.get(link)
             assert got.status_code == 200 and got.content == (project / "image/frames/shot-01-ff.png").read_bytes()
             assert (await h.post(f"{base}/mcp", json={})).status_code == 401
+            assert (await h.get(f"{base}/review/")).status_code == 401  # the review page, behind the same auth
+            ticket = (await h.get(f"{base}/review/link", headers={"Authorization": f"Bearer {TOKENS['bob']}"})).json()
+            opened = await h.get(ticket["url"], follow_redirects=True)
+            assert opened.status_code == 200 and 'data-transport="http"' in opened.text
     finally:
         proc.send_signal(signal.SIGTERM)  # what a service manager sends: uvicorn shuts down, then exits by the signal
         try:
@@ -90,6 +94,7 @@ async def test_serve_http_end_to_end(project: Path, sandbox: Any, tmp_path: Path
             proc.stdout.close()
     text = log.read_text()
     assert f"http://127.0.0.1:{port}/mcp" in text and "bearer tokens for alice, bob" in text
+    assert f"review page is at http://127.0.0.1:{port}/review/" in text and "ticket=" not in text
     assert "Application shutdown complete" in text
     assert out == b""  # over HTTP stdout stays empty; logs go to stderr
     for secret in (KEY_ID, KEY_SECRET, *TOKENS.values()):

@@ -291,6 +291,31 @@ def test_mark_failed_redo_and_the_board_follows_live(page: Any, studio: dict[str
     shot(page, "board")
 
 
+def test_the_page_served_by_serve_http_shows_media_through_its_session(browser: Any, studio: dict[str, Any]) -> None:
+    """`aivp serve --http` with a token: a one-time link from /review/link opens the page, and its images load
+    with the session cookie (an <img> sends no bearer header)."""
+    import httpx
+
+    from .conftest import TOKENS, http_server
+
+    with anyio.from_thread.start_blocking_portal() as portal, \
+            portal.wrap_async_context_manager(http_server(studio["settings"], tokens=TOKENS, review=True)) as url:
+        base = url.removesuffix("/mcp")
+        link = httpx.get(f"{base}/review/link", headers={"Authorization": f"Bearer {TOKENS['bob']}"}).json()["url"]
+        ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+        page = ctx.new_page()
+        refused: list[str] = []
+        page.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(link)
+        assert page.url.startswith(f"{base}/review/") and "ticket" not in page.url  # it left the address bar
+        page.goto(f"{base}/review/#candidates/1")
+        page.locator('[data-testid="candidate"]').nth(3).wait_for()
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=candidate] img')].every(i => i.naturalWidth > 0)")
+        shot(page, "served-over-http")
+        ctx.close()
+    assert refused == [], refused
+
+
 def test_the_app_inside_a_test_host(browser: Any, studio: dict[str, Any]) -> None:
     """The ui:// page in a sandboxed iframe of a minimal host that forwards its tools/call and
     resources/read to a real aivp server (an in-memory MCP client in this process)."""

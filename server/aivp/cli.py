@@ -102,8 +102,43 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from .http.app import serve
 
-    serve(server, settings, host=args.host, port=args.port)
+    review = review_mount(settings)
+    how = "open it with a one-time link: GET /review/link with a token" if settings.http_tokens or \
+        settings.oauth_issuer else "no auth: this machine only"
+    print(f"aivp: the review page is at {settings.download_base}/review/ ({how})", file=sys.stderr, flush=True)
+    serve(server, settings, host=args.host, port=args.port, **review)
     return 0
+
+
+def review_mount(settings: Any) -> dict[str, Any]:
+    """The review page under /review/ of `serve --http`, as create_app's options: behind the same auth with
+    aivp:generate (the page can start paid jobs), one-time links and a session cookie for the browser, and
+    its own aivp server in this process, opened with the app (it acts like a second aivp process on the
+    project: each job is driven by one of them)."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    from starlette.routing import Mount
+
+    from .app import build_server
+    from .http.auth import GENERATE
+    from .review.routes import ClientBackend, Slot, review_routes
+
+    slot = Slot()
+
+    @asynccontextmanager
+    async def backend() -> AsyncIterator[None]:
+        from mcp import Client
+
+        async with Client(build_server(settings)) as client:
+            slot.backend = ClientBackend(client)
+            try:
+                yield
+            finally:
+                slot.backend = None
+
+    return {"routes": [Mount("/review", routes=review_routes(slot, settings.project_dir))], "route_scope": GENERATE,
+            "page_prefix": "/review/", "lifespan": backend}
 
 
 def _review(args: argparse.Namespace) -> int:

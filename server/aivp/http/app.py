@@ -9,7 +9,8 @@ pushed notifications and elicitation), stateful with SSE responses, so progress,
 cancellation work as on stdio. The app adds: Host/Origin allow-lists on every route, bearer auth
 (AIVP_HTTP_TOKENS and/or OAuth JWTs), per-tool scopes, RFC 9728 metadata, `/healthz` (no auth, says
 only "ok"), `/files/...` downloads and uploads, a 4 MiB cap on other request bodies, and any extra routes a caller
-passes (the review UI), which run behind the same auth. Binding to a non-loopback address without auth
+passes (the review UI), which run behind the same auth; a browser page among them (`page_prefix`) also gets
+one-time links and a session cookie (sessions.py). Binding to a non-loopback address without auth
 configured is refused before anything starts.
 """
 
@@ -20,7 +21,8 @@ import logging
 import re
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +45,7 @@ from ..settings import Secret, Settings
 from .auth import GENERATE, READ, SCOPES, AnyOf, JwtTokens, StaticTokens
 from .files import files_route, upload_route
 from .guard import BodyLimit, HostCheck, McpGuard, Protected
+from .sessions import PageSessions
 
 log = logging.getLogger("aivp.http")
 
@@ -129,14 +132,20 @@ def verifier(settings: Settings) -> AnyOf | None:
     return AnyOf(*found) if found else None
 
 
+Opener = Callable[[], AbstractAsyncContextManager[Any]]
+
+
 def create_app(server: MCPServer[Any], settings: Settings, *, host: str = "127.0.0.1",
-               routes: Sequence[BaseRoute] = (), route_scope: str = READ) -> Starlette:
+               routes: Sequence[BaseRoute] = (), route_scope: str = READ, page_prefix: str | None = None,
+               lifespan: Opener | None = None) -> Starlette:
     """The ASGI app for `server` (build it with `http_settings(...)`'s settings).
 
     `routes` are extra Starlette routes (the review UI) served behind the same auth: a bearer token with
     `route_scope` (aivp:generate covers aivp:read), or for GET/HEAD a signed link (`links.signed_url` with
     `settings.link_key`); with no auth configured (loopback only) they are open like everything else. Inside
-    them `request.user` is the caller (`request.user.access_token.subject`) when a token was sent."""
+    them `request.user` is the caller (`request.user.access_token.subject`) when a token was sent. Under
+    `page_prefix` (e.g. "/review/") a browser also gets in with a one-time link and then a session cookie
+    (sessions.py). `lifespan` is entered while the app runs (the review page's backend)."""
     check(settings, host)
     tokens = verifier(settings)
     hosts, origins = allow_lists(settings, host)
@@ -167,10 +176,30 @@ def create_app(server: MCPServer[Any], settings: Settings, *, host: str = "127.0
     # Middleware, innermost first (add_middleware puts each one outside the ones before it).
     if tokens is not None:
         app.add_middleware(AuthContextMiddleware)
+    if page_prefix is not None:  # inside the bearer authentication, which has set scope["user"] by then
+        public = [f"{p.scheme}://{p.netloc}" for p in [urlsplit(settings.public_url or "")] if p.netloc]
+        app.add_middleware(PageSessions, prefix=page_prefix, base=settings.download_base or public_base(
+            settings, host, 0), auth_on=auth_on, need=route_scope, metadata=metadata,
+            origins=[*public, *settings.allowed_origins])
+    if tokens is not None:
         app.add_middleware(AuthenticationMiddleware, backend=BearerAuthBackend(tokens), on_error=_auth_error)
     app.add_middleware(BodyLimit, max_body=MAX_BODY, upload_prefix="/files/")
     app.add_middleware(HostCheck, hosts=hosts, origins=origins, mcp_path=MCP_PATH)
+    if lifespan is not None:
+        _also_run(app, lifespan)
     return app
+
+
+def _also_run(app: Starlette, opener: Opener) -> None:
+    """Enter `opener()` inside the app's own lifespan (the SDK's session manager) and leave it before."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def both(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state, opener():
+            yield state
+
+    app.router.lifespan_context = both
 
 
 def _writers(server: MCPServer[Any]) -> Any:
@@ -197,12 +226,13 @@ def _auth_error(conn: HTTPConnection, exc: Exception) -> Response:
     return PlainTextResponse("Bad credentials", status_code=400)
 
 
-def serve(server: MCPServer[Any], settings: Settings, *, host: str, port: int,
-          routes: Sequence[BaseRoute] = ()) -> None:
-    """Run the app under uvicorn until interrupted (logs go to stderr through the root logger, redacted)."""
+def serve(server: MCPServer[Any], settings: Settings, *, host: str, port: int, routes: Sequence[BaseRoute] = (),
+          **options: Any) -> None:
+    """Run the app under uvicorn until interrupted (logs go to stderr through the root logger, redacted);
+    `options` are create_app's (route_scope, page_prefix, lifespan)."""
     import uvicorn
 
-    app = create_app(server, settings, host=host, routes=routes)
+    app = create_app(server, settings, host=host, routes=routes, **options)
     how = ", ".join(filter(None, [
         f"bearer tokens for {', '.join(settings.http_tokens)}" if settings.http_tokens else "",
         f"OAuth tokens from {settings.oauth_issuer} for {settings.public_url}" if settings.oauth_issuer else "",

@@ -30,7 +30,8 @@ class Reconciler(JobDriver):
         now = datetime.now(UTC)
         try:
             found = await provider.find_submission(row.endpoint, row.request, sent_at - timedelta(seconds=60),
-                                                   now + timedelta(seconds=5))
+                                                   now + timedelta(seconds=5), known=lambda rid: self.ledger.find_request(
+                                                       row.provider, rid) is not None)
         except AivpError as exc:
             found = Lookup("cannot", reason=str(exc))
         if found.outcome == "found" and found.handle is not None:

@@ -173,10 +173,11 @@ class ProviderBase(ABC):
 
     # ---------------------------------------------------------------- the seam
 
-    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime,
-                              until: datetime) -> Lookup:
+    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime, until: datetime, *,
+                              known: Callable[[str], bool] | None = None) -> Lookup:
         """Look for a request of `endpoint` with input `sent` created between `since` and `until` (a submit whose
-        answer was lost). Providers that keep no such list say so."""
+        answer was lost), leaving out request ids `known` says are another job's (an identical request sent
+        again with fresh=true is not this one). Providers that keep no such list say so."""
         return Lookup("cannot", reason=f"{self.spec.title} keeps no list of requests to look in")
 
     @abstractmethod

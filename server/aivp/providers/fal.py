@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,9 +31,10 @@ from ..errors import (
     SubmitUncertain,
 )
 from ..settings import Settings
-from .base import Completed, Handle, JobState, OutputFile, ProviderBase, Queued, Result, Running
+from .base import Completed, Handle, JobState, Lookup, OutputFile, ProviderBase, Queued, Result, Running
 from .http import send
 from .ids import endpoint_segments, url_path
+from .lookup import same_input
 
 log = logging.getLogger("aivp.fal")
 
@@ -185,6 +187,32 @@ class FalProvider(ProviderBase):
                 urls[key] = body[field]
         urls["stream"] = urls["status"].rstrip("/") + "/stream"
         return Handle("fal", endpoint, request_id, urls)
+
+    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime, until: datetime, *,
+                              known: Callable[[str], bool] | None = None) -> Lookup:
+        """Requests of `endpoint` in fal's request history between `since` and `until` whose input is `sent`."""
+        from .fal_platform import FalPlatform
+
+        try:
+            items = await FalPlatform(self.settings, self.client).requests(endpoint, since, until)
+        except ProviderHTTPError as exc:
+            if exc.status_code in (401, 403):  # request history may be kept to admin-scoped keys
+                return Lookup("cannot", reason=f"fal would not show this key the request history ({exc.status_code}); "
+                                               "it may need an admin-scoped key")
+            return Lookup("cannot", reason=str(exc))
+        except ProviderError as exc:  # a malformed answer, too many requests to read
+            return Lookup("cannot", reason=str(exc))
+        items = [i for i in items if isinstance(i.get("request_id"), str) and not (known and known(i["request_id"]))]
+        matches = [i for i in items if same_input(sent, i.get("json_input"))]
+        blind = sum(1 for i in items if i.get("json_input") is None)
+        if len(matches) > 1:
+            return Lookup("several", count=len(matches))
+        if matches:
+            return Lookup("found", handle=self.handle_for(endpoint, self.check_request_id(matches[0]["request_id"])),
+                          count=1)
+        if blind:  # fal kept no input for some requests in the window: one of them may be this job
+            return Lookup("cannot", reason=f"fal kept no input for {blind} request(s) in that time window")
+        return Lookup("none")
 
     async def status(self, handle: Handle) -> JobState:
         r = await send(self.client, "GET", handle.urls["status"], policy=self.policy, idempotent=True,

@@ -1,17 +1,19 @@
 """fal's platform API (`{AIVP_FAL_API_URL}/v1/...`): model search, per-endpoint OpenAPI, prices.
 
-Only what the live catalog reads: `GET /v1/models` (list, find by `endpoint_id`, search by `q`,
-`category`, `status`, `limit`, `cursor`, `expand=openapi-3.0`) and `GET /v1/models/pricing`.
-It is a small class on purpose: the request lookups (`/v1/models/requests/by-endpoint`) belong here
-too when they are added. Every call is a GET, so it may be repeated; it is given a short timeout
-(`Settings.catalog_timeout_s`, 10 s) and two attempts, because the catalog falls back to its cache
-rather than make a generation wait for a slow platform. The key is sent when there is one
-(models: optional, more generous rate limits; pricing: required).
+What the live catalog reads, `GET /v1/models` (list, find by `endpoint_id`, search by `q`,
+`category`, `status`, `limit`, `cursor`, `expand=openapi-3.0`) and `GET /v1/models/pricing`, and
+what settling a lost submit reads, `GET /v1/models/requests/by-endpoint` (an endpoint's requests in a
+time window, with their inputs). Every call is a GET, so it may be repeated; it is given a short
+timeout (`Settings.catalog_timeout_s`, 10 s) and two attempts, because the catalog falls back to its
+cache and a settle can look again later, rather than make a generation wait for a slow platform. The
+key is sent when there is one (models: optional, more generous rate limits; pricing and request
+history: required, and fal may keep request history to admin-scoped keys: 401/403).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 MAX_PRICE_IDS = 50  # the pricing route takes 1-50 endpoint ids per call
+REQUESTS_LIMIT = 100  # by-endpoint pages hold at most 100 requests
+REQUESTS_PAGES = 20  # a settle reads at most 2,000 requests of one endpoint in its window
 ATTEMPTS = 2
 
 
@@ -96,11 +100,12 @@ class FalPlatform:
         self.base = settings.url("fal", "platform").rstrip("/") + "/v1"
         self.policy = RetryPolicy(ATTEMPTS, settings.retry_base_s, min(settings.retry_cap_s, settings.catalog_timeout_s))
 
-    def _headers(self, *, required: bool) -> dict[str, str]:
+    def _headers(self, *, required: bool, missing: str = "fal's pricing API needs FAL_KEY; without it a live "
+                 "endpoint's price is unknown.") -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         key = self.settings.key_for("fal")
         if key is None and required:
-            raise MissingKeyError("fal's pricing API needs FAL_KEY; without it a live endpoint's price is unknown.")
+            raise MissingKeyError(missing)
         if key is not None:
             headers["Authorization"] = f"Key {key.get()}"
         return headers
@@ -140,3 +145,36 @@ class FalPlatform:
                 raise ProviderError(f"{self.title} answered the pricing request without a list of prices.")
             prices.extend(p for p in found if isinstance(p, dict))
         return prices
+
+    async def requests(self, endpoint_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """`GET /v1/models/requests/by-endpoint?expand=payloads`: every request made to `endpoint_id` that fal lists
+        between `start` and `end`, each `{request_id, sent_at, ended_at, status_code, json_input, json_output}`.
+
+        Follows `next_cursor` up to REQUESTS_PAGES pages; raises ProviderHTTPError (401/403: this key may not
+        read request history) or ProviderError (a malformed answer, or more requests than a settle reads)."""
+        headers = self._headers(required=True, missing="fal's request history needs FAL_KEY.")
+        base = [("endpoint_id", endpoint_id), ("start", _iso(start)), ("end", _iso(end)), ("expand", "payloads"),
+                ("limit", str(REQUESTS_LIMIT))]
+        what = f"list the requests of {endpoint_id}"
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(REQUESTS_PAGES):
+            params = base + ([("cursor", cursor)] if cursor else [])
+            answer = await get_json(self.client, f"{self.base}/models/requests/by-endpoint", params=params,
+                                    headers=headers, timeout_s=self.settings.catalog_timeout_s, policy=self.policy,
+                                    what=what, title=self.title)
+            data = answer.data
+            items = data.get("items") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise ProviderError(f"{self.title} answered the request to {what} without a list of items.")
+            found.extend(i for i in items if isinstance(i, dict))
+            nxt = data.get("next_cursor")
+            if not (data.get("has_more") and isinstance(nxt, str) and nxt):
+                return found
+            cursor = nxt
+        raise ProviderError(f"{self.title} lists more than {REQUESTS_LIMIT * REQUESTS_PAGES} requests of {endpoint_id} "
+                            "in that time window; aivp did not read them all.")
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

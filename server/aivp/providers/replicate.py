@@ -12,7 +12,7 @@ is never sent anywhere else; output files live on a delivery host and are fetche
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -214,8 +214,8 @@ class ReplicateProvider(ProviderBase):
         data = {"prediction": _keep(body)} if body.get("status") in TERMINAL else {}
         return Handle("replicate", endpoint, pid, urls, data)
 
-    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime,
-                              until: datetime) -> Lookup:
+    async def find_submission(self, endpoint: str, sent: dict[str, Any], since: datetime, until: datetime, *,
+                              known: Callable[[str], bool] | None = None) -> Lookup:
         """Predictions of `endpoint` created between `since` and `until` whose input is `sent` (newest first)."""
         model, version = _model_and_version(endpoint)
         params: dict[str, str] | None = {"created_after": _rfc3339(since), "created_before": _rfc3339(until)}
@@ -232,7 +232,8 @@ class ReplicateProvider(ProviderBase):
                 raise self._http_error(r, "Replicate would not list recent predictions")
             body = r.json() if r.content else {}
             for item in body.get("results") or [] if isinstance(body, dict) else []:
-                if isinstance(item, dict) and _same_model(item, model, version):
+                if isinstance(item, dict) and _same_model(item, model, version) and not (
+                        known and known(str(item.get("id")))):
                     found.append(item)
             url, params = (body.get("next") if isinstance(body, dict) and self._trusted(body.get("next")) else None), None
         matches = []

@@ -3,16 +3,19 @@
     GET  /                 the page (the view is chosen by #candidates/3, #clips, #board)
     POST /api/call         {"name", "arguments"} -> the tool's CallToolResult as MCP sends it
     POST /api/read         {"uri"} -> the ReadResourceResult (aivp://review/, thumb/, preview/, files/ only)
-    GET  /files/<path>     a project file through the containment check, with HTTP range requests
+    GET  /files/<path>     a project file through the containment check, with HTTP range requests (served
+                           as `http.files` serves downloads: images, video and audio inline, anything else
+                           as an attachment, no sniffing, so a project file never runs as a page here)
 
 The routes hold no auth of their own: `aivp review` wraps them in `TokenGate` (auth.py); a server that
 mounts them puts its own auth in front. All URLs in the page are relative, so they work under a prefix
-that ends in a slash. Mounting them in another Starlette app (e.g. `aivp serve --http`):
+that ends in a slash. Mounting them in another Starlette app (`aivp serve --http` does, in cli.py):
 
     slot = Slot()                                    # filled in that app's lifespan:
     #   async with Client(build_server(settings)) as c: slot.backend = ClientBackend(c); yield
-    app.router.routes.append(Mount("/review", routes=review_routes(slot, settings.project_dir)))
-    # behind the app's auth; the page is then at /review/ (a Backend may also call that app's own server)
+    create_app(..., routes=[Mount("/review", routes=review_routes(slot, settings.project_dir))],
+               route_scope=GENERATE, page_prefix="/review/", lifespan=...)
+    # behind the app's auth, with one-time links and a session cookie for the browser (http/sessions.py)
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import AivpError
+from ..http.files import file_response
 from ..project import Project
 from .page import page_html
 
@@ -126,15 +129,11 @@ def review_routes(backend: Backend, project_root: Path) -> list[BaseRoute]:
 
     async def files(request: Request) -> Response:
         raw = request.path_params["path"]
-        try:
-            path = project.input_path(raw)
-        except AivpError as exc:
-            return _error(404, str(exc))
-        if not path.is_relative_to(project.root):  # extra roots are inputs, not shown here
-            return _error(404, f"{raw!r} is not a file of the project.")
         if "range" in request.headers:
             log.debug("range %s for %s", request.headers["range"], raw)
-        return FileResponse(path, headers={"cache-control": "no-cache"})
+        response = file_response(project, raw)  # the project root only, no hidden files or links out
+        response.headers["cache-control"] = "no-cache"  # a file made again at the same path shows at once
+        return response
 
     return [Route("/", page, methods=["GET"]), Route("/api/call", call, methods=["POST"]),
             Route("/api/read", read, methods=["POST"]), Route("/files/{path:path}", files, methods=["GET", "HEAD"])]
