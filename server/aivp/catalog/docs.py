@@ -141,8 +141,11 @@ def _model_section(m: Model) -> list[str]:
     out.append(f"Vendor {m.vendor}; tier {m.tier}; speed {m.speed}/3; quality {m.quality}/5; "
                f"consistency {m.consistency}.  ")
     limits = m.limits.model_dump(exclude_defaults=True)
+    said = limits.pop("notes", "")
     if limits:
         out.append("Limits: " + "; ".join(f"{k} {v}" for k, v in limits.items()) + ".  ")
+    if said:
+        out.append(f"About the limits: {_cell(said)}  ")
     if m.notes:
         out.append(f"Notes: {_cell(m.notes)}  ")
     routes = [(e, r) for e in m.endpoints for r in e.routes]
