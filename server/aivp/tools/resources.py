@@ -47,12 +47,20 @@ def doc_files() -> list[tuple[str, Path, str]]:
     root = docs_root()
     found: list[tuple[str, Path, str]] = []
     if (root / "SKILL.md").is_file():
-        found.append(("aivp://skill", root / "SKILL.md", "The aivp skill: which tool and model to use when, the folder convention"))
+        found.append(("aivp://skill", root / "SKILL.md", "Read first: the tool and model for each task with prices, long "
+                      "jobs, paying once, spend consent, the review view, the folder convention"))
     for skill in sorted((root / "skills").glob("*/SKILL.md")):
-        found.append((f"aivp://skills/{skill.parent.name}", skill, f"Skill: {skill.parent.name}"))
+        found.append((f"aivp://skills/{skill.parent.name}", skill, _skill_description(skill)))
     for ref in sorted((root / "references").glob("*.md")):
         found.append((f"aivp://references/{ref.stem}", ref, _reference_description(ref)))
     return found
+
+
+def _skill_description(skill: Path) -> str:
+    """What the skill's front matter says it covers (before its "Use it when ...")."""
+    with skill.open(encoding="utf-8") as fh:
+        said = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("description:")), "")
+    return f"Skill: {said.split(' Use it')[0]}" if said else f"Skill: {skill.parent.name}"
 
 
 def _reference_description(ref: Path) -> str:
