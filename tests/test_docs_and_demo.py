@@ -1,4 +1,4 @@
-"""The docs stay true: generated models.md, README commands and settings, skills naming real tools; the demo runs."""
+"""The docs stay true: the generated model reference, README commands and settings, skills naming real tools; the demo runs."""
 
 from __future__ import annotations
 
@@ -12,15 +12,41 @@ import pytest
 from mcp import Client
 
 from aivp.app import build_server
-from aivp.catalog.docs import render_markdown
+from aivp.catalog import catalog, docs
 from aivp.settings import VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_models_md_is_generated_from_the_catalog() -> None:
-    current = (ROOT / "references/models.md").read_text(encoding="utf-8")
-    assert current == render_markdown(), "run: aivp models --markdown references/models.md"
+def test_models_reference_is_generated_from_the_catalog() -> None:
+    assert docs.stale(ROOT / "references") == [], "run: aivp models --markdown references/"
+
+
+def test_models_reference_is_split_into_files_read_in_one_go() -> None:
+    files = docs.render_all()
+    assert set(files) == {"models.md", *(p.file for p in docs.PARTS)}
+    for name, text in files.items():
+        assert len(text) < 40_000, (name, len(text))  # one resource read, well under a host's result limit
+    index = files["models.md"]
+    for m in catalog().models:  # every model has its line in the index and its card in exactly one file
+        assert f"| `{m.id}` |" in index, m.id
+        holding = [p for p in docs.PARTS if f"(`{m.id}`)\n" in files[p.file]]
+        assert holding == [docs.part_of(m)], (m.id, holding)
+    for part in docs.PARTS:
+        assert f"`{part.uri}`" in index
+
+
+def test_models_check_names_stale_missing_and_leftover_files(tmp_path: Path) -> None:
+    for name, text in docs.render_all().items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert docs.stale(tmp_path) == [] and docs.folder_of(tmp_path / "models.md") == tmp_path
+    (tmp_path / "models-video.md").write_text("old", encoding="utf-8")
+    (tmp_path / "models-kling.md").unlink()
+    (tmp_path / "models-audio.md").write_text(docs.HEADER + "# gone\n", encoding="utf-8")
+    (tmp_path / "models-notes.md").write_text("# written by a person\n", encoding="utf-8")
+    problems = "\n".join(docs.stale(tmp_path))
+    assert "models-video.md is stale" in problems and "models-kling.md is missing" in problems
+    assert "models-audio.md is a generated file" in problems and "models-notes.md" not in problems
 
 
 def test_readme_setup_commands_exist_and_ci_runs_the_test_command() -> None:

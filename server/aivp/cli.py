@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("models", help="list catalog models")
     p.add_argument("--task", help="only models that do this task (t2i, edit, i2v, ...)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--markdown", metavar="FILE", help="write the catalog as Markdown (references/models.md)")
-    p.add_argument("--check", metavar="FILE", help="exit 1 if FILE is not the current generated Markdown")
+    p.add_argument("--markdown", metavar="DIR", help="write the catalog as Markdown into DIR: models.md (the index) "
+                                                     "and models-<kind>.md (references/; a file in DIR names DIR)")
+    p.add_argument("--check", metavar="DIR", help="exit 1 if the generated Markdown in DIR is missing, stale or left over")
     p.add_argument("--check-live", action="store_true",
                    help="compare every curated entry with the providers' live schemas and prices; exit 1 when a "
                         "difference would break a call (2 when nothing could be checked)")
@@ -214,21 +215,25 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .catalog.docs import render_markdown
+    from .catalog import docs
     from .catalog.search import search
 
     if args.check_live:
         return _check_live(args.json)
-    if args.markdown or args.check:
-        text = render_markdown()
-        if args.check:
-            current = Path(args.check).read_text(encoding="utf-8") if Path(args.check).is_file() else ""
-            if current != text:
-                print(f"{args.check} is stale; run: aivp models --markdown {args.check}", file=sys.stderr)
-                return 1
-            return 0
-        Path(args.markdown).write_text(text, encoding="utf-8")
-        print(f"wrote {args.markdown}")
+    if args.check:
+        folder = docs.folder_of(args.check)
+        problems = docs.stale(folder)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(f"run: aivp models --markdown {folder}/", file=sys.stderr)
+        return 1 if problems else 0
+    if args.markdown:
+        folder = docs.folder_of(args.markdown)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in docs.render_all().items():
+            (folder / name).write_text(text, encoding="utf-8")
+            print(f"wrote {folder / name} ({len(text):,} characters)")
         return 0
     rows = search(task=args.task, limit=1000)
     if args.json:

@@ -1,7 +1,7 @@
 """Ranking models for a task, budget and capabilities; and a model's full card.
 
 The same data backs `search_models`, the `aivp://models` resources, `aivp models` and the
-generated references/models.md.
+generated references/models*.md.
 """
 
 from __future__ import annotations
