@@ -260,7 +260,8 @@ def test_backticked_identifiers_in_the_skill_are_real_names() -> None:
     known = set(tools())
     for t in tools().values():
         known |= set(t["input"].get("properties", {}))
-        known |= _all_property_names(t["output"])
+    for result in _result_models():  # tools/list shares one small output schema: the fields come from the models
+        known |= set(result.model_fields)
     for model in (JobResult, StoryboardResult):  # the values of their `status` (`unknown`, `partial` ...)
         known |= set(re.findall(r"[a-z]+", str(model.model_fields["status"].description)))
     known |= {m.id for m in catalog().models} | {"remove_background", "restyle", "inpaint", "upscale", "edit"}
@@ -269,16 +270,22 @@ def test_backticked_identifiers_in_the_skill_are_real_names() -> None:
     assert names - known == set()
 
 
-def _all_property_names(schema: Any) -> set[str]:
-    if isinstance(schema, dict):
-        found = set(schema.get("properties", {})) if isinstance(schema.get("properties"), dict) else set()
-        for value in schema.values():
-            found |= _all_property_names(value)
-        return found
-    if isinstance(schema, list):
-        return set().union(*(_all_property_names(v) for v in schema)) if schema else set()
-    return set()
+def _result_models() -> list[type[Any]]:
+    """Every pydantic model the tool modules define (their results and nested parts)."""
+    import importlib
+    import inspect
+    import pkgutil
 
+    from pydantic import BaseModel
+
+    import aivp.tools
+
+    found = []
+    for info in pkgutil.iter_modules(aivp.tools.__path__):
+        module = importlib.import_module(f"aivp.tools.{info.name}")
+        found += [c for _, c in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(c, BaseModel) and c.__module__.startswith("aivp.")]
+    return found
 
 
 def test_paths_in_the_docs_follow_the_folder_convention() -> None:
