@@ -1,9 +1,11 @@
 """Limit errors name the way out: the nearest value the model takes and curated models that can do what was
-asked; every model they name really does it (a dry run with it passes)."""
+asked; every model they name really does it (a dry run with it passes). And a model's reason says whether the
+caller named it or aivp filled in a default."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from mcp import Client
 
 from aivp.catalog import catalog, effective_params
+from aivp.demo import SAMPLE
 
 from .conftest import ok, png, refused
 
@@ -129,3 +132,30 @@ async def test_a_too_small_custom_size_names_the_nearest_that_fits(client: Clien
     job = await ok(client, "generate_image", {"prompt": "x", "model": "gpt-image-2", "size": f"{size[1]}x{size[2]}",
                                               "dry_run": True})
     assert job["status"] == "estimate"
+
+
+async def test_the_reason_says_whether_the_model_was_named(client: Client, sandbox: Any) -> None:
+    shots = [{"prompt": "The lamp turns.", "duration": 3}, {"prompt": "The beam sweeps the sea.", "duration": 4}]
+    r = await client.call_tool("multi_shot_video", {"shots": shots, "dry_run": True})
+    text = r.content[0].text
+    assert "Model: kling-o3-pro, the multi-shot default" in text and "as requested" not in text
+    r = await client.call_tool("multi_shot_video", {"shots": shots, "model": "kling-o3-standard", "dry_run": True})
+    assert "Model: kling-o3-standard as requested" in r.content[0].text
+
+
+async def test_storyboard_steps_say_which_default_made_them(client: Client, project: Path, sandbox: Any) -> None:
+    shutil.copytree(SAMPLE, project, dirs_exist_ok=True)
+    seen: list[str] = []
+
+    async def on_progress(p: float, total: float | None, message: str | None) -> None:
+        seen.append(message or "")
+
+    run = await ok(client, "run_storyboard", {"mode": "run", "shots": ["1"], "stages": ["locations"], "wait_s": 30},
+                   progress_callback=on_progress)
+    assert run["status"] == "done"
+    assert any("queued (nano-banana-pro, the storyboard's image default)" in m for m in seen), seen
+    assert not any("as requested" in m for m in seen)
+    seen.clear()
+    run = await ok(client, "run_storyboard", {"mode": "run", "shots": ["1"], "stages": ["keyframes"],
+                                              "image_model": "flux-2-pro", "wait_s": 30}, progress_callback=on_progress)
+    assert run["status"] == "done" and any("queued (flux-2-pro as requested)" in m for m in seen), seen

@@ -57,6 +57,7 @@ class Call:
     consistency: str | None = None  # model choice: none | weak | medium | strong
     tier: str | None = None  # model choice: fast | standard | premium
     max_cost_usd: float | None = None  # the most the caller accepts to pay (needed when the price is unknown)
+    model_from: str | None = None  # `model` is a default aivp filled in, not the caller's: "the multi-shot default"
 
 
 def local_input(state: Studio, raw: str, *, expect: Expect, what: str,
@@ -97,7 +98,7 @@ def pick(state: Studio, call: Call, task: str, refs: int, prompt: str, config: P
             model, endpoint, route = as_model(ep, call.kind, task)
             return Resolved(model, endpoint, route), f"{ep.id} from {ep.provider}'s live model list"
         found = resolve(call.model)
-        return found, f"{found.model.id} as requested"
+        return found, f"{found.model.id}, {call.model_from}" if call.model_from else f"{found.model.id} as requested"
     wants = Wants(task, refs=refs, prompt=prompt, consistency=call.consistency or config.consistency,
                   tier=call.tier or config.tier, configured=config.models.get(task) or config.models.get(call.task),
                   image_default=settings.image_model, byteplus_ready=byteplus,

@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -45,6 +46,8 @@ class PipelineRun:
     steps: dict[str, Step]
     concurrency: int
     retry_unknown: bool = False  # send again the steps whose earlier submit's answer was lost
+    args: dict[str, Any] = field(default_factory=dict)  # the run_storyboard arguments it was started with
+    redo: frozenset[int] = frozenset()  # the shots it makes again
     id: str = field(default_factory=new_id)
     started_at: str = field(default_factory=now_iso)
     status: str = "running"
