@@ -212,7 +212,7 @@ class Planner:
         why = ("hero shot" if shot.number in self.opts.hero else "override" if self._override(shot, "model") else "default")
         named = None if why == "override" else self.opts.defaulted.get("hero_model" if why == "hero shot" else "video_model")
         call = Call("generate_video", "video", task, model, roles, output=clip_path(shot.number),
-                    soft={"aspect_ratio", "camera_fixed", "resolution"}, model_from=named)
+                    soft={"aspect_ratio", "camera_fixed", "resolution"}, model_from=named, dialogue=shot.has_dialogue)
         mode = "first + last frame" if use_lf else "keyframe" if has_ff else "text only (no keyframe)"
         note = f"{why} model, {family} prompt, {mode}"
         deps = self.dep(ff) + (self.dep(lf) if use_lf else [])
@@ -246,10 +246,13 @@ class Planner:
         key = f"group:{members[0].number:02d}-{members[-1].number:02d}"
         model, audio, why = self.opts.multi_model, self.opts.audio, self.opts.defaulted.get("multi_model")
         els = [ElementIn(**e) for e in elements]
+        dialogue = any(s.has_dialogue for s in members)
 
         def make(state: Studio, planned: frozenset[str]) -> Call:
-            return multishot_call(state, shots, els, image=image, model=model, audio=audio, split=True,
+            call = multishot_call(state, shots, els, image=image, model=model, audio=audio, split=True,
                                   aspect_ratio=self._ratio(members[0]), planned=planned, model_from=why)
+            call.dialogue = dialogue  # the storyboard's Audio tables say who speaks
+            return call
 
         note = f"Kling multi-shot dialogue scene: shots {', '.join(s.id for s in members)} with {', '.join(names)}"
         targets = [clip_path(s.number) for s in members]
