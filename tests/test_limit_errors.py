@@ -102,6 +102,20 @@ async def test_an_input_the_model_does_not_take_names_models_that_do(client: Cli
         assert job["request"]["generate_audio"] is True
 
 
+async def test_an_input_another_endpoint_takes_names_that_endpoint(client: Client, project: Path,
+                                                                    sandbox: Any) -> None:
+    png(project / "image/frames/a.png")
+    args = {"prompt": "a storm", "image": "image/frames/a.png", "references": ["image/frames/a.png"], "dry_run": True}
+    text = await refused(client, "generate_video", {**args, "model": "kling-o3-pro"})
+    pinned = re.search(r"Its reference-to-video endpoint takes references: model='([^']+)'", text)
+    assert pinned, text
+    job = await ok(client, "generate_video", {**args, "model": pinned[1]})
+    assert job["endpoint"] == pinned[1]
+    text = await refused(client, "generate_video", {"prompt": "a storm", "end_image": "image/frames/a.png",
+                                                    "model": "seedance-1.5-pro", "dry_run": True})
+    assert "An end frame goes with a start frame: pass image too" in text
+
+
 async def test_too_many_references_names_models_that_take_them(client: Client, project: Path, sandbox: Any) -> None:
     refs = [str(png(project / f"image/refs/r{i}.png").relative_to(project)) for i in range(5)]
     text = await refused(client, "generate_image", {"prompt": "a collage", "model": "flux-2-flash", "references": refs,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from . import catalog, effective_params
@@ -153,11 +154,20 @@ def nearest_value(role: str, value: Any, choices: list[Any]) -> Any:
     return None
 
 
-def role_way_out(model_id: str, kind: str, task: str, role: str) -> str:
-    """Curated models doing the task that take an input or setting this one has no field for."""
-    fits = [(m, "") for m, endpoints in _doing(task, kind, model_id) if _role_params(m, endpoints, role)]
+def role_way_out(model_id: str, kind: str, task: str, role: str, given: AbstractSet[str] = frozenset()) -> str:
+    """Where an input or setting this endpoint has no field for can go: this model's endpoint for another task
+    that also takes the rest of the call (`given` roles), named by its id, which pins it; or curated models
+    doing the task that take it."""
     arg = ROLE_ARG.get(role, role)
-    return f"Models that take {arg} ({task}): {_names(fits)}." if fits else f"No curated model takes {arg} for {task}."
+    if role == "end_image" and task in ("t2v", "reference-to-video"):
+        return "An end frame goes with a start frame: pass image too (first-last-frame)."
+    own = next((m for m in catalog().models if m.id == model_id), None)
+    other = next((e for e in own.endpoints if task not in e.tasks and
+                  all(_role_params(own, [e], r) for r in {role, *given})), None) if own else None
+    lead = f"Its {other.task} endpoint takes {arg}: model='{other.routes[0].endpoint}'. " if other else ""
+    fits = [(m, "") for m, endpoints in _doing(task, kind, model_id) if _role_params(m, endpoints, role)]
+    return lead + (f"Models that take {arg} ({task}): {_names(fits)}." if fits else
+                   f"No other curated model takes {arg} for {task}.")
 
 
 def refs_way_out(model_id: str, kind: str, task: str, n: int) -> str:

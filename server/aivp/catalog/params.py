@@ -98,8 +98,8 @@ def build(
                 if role not in soft:
                     b.warnings.append(f"{label} has no {arg} setting; {arg}={_show(value)} was not sent.")
                 continue
-            raise InvalidParameterError(f"{label} does not take {arg}. {_supported(by_role)} "
-                                        f"{role_way_out(model.id, model.kind, endpoint.task, role)}")
+            way_out = role_way_out(model.id, model.kind, endpoint.task, role, set(values) - SOFT_ROLES)
+            raise InvalidParameterError(f"{label} does not take {arg}. {_supported(by_role)} {way_out}")
         try:
             if role == "duration":
                 value = coerce_duration(label, name, params[name], value)
