@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 def call_in(text: str) -> dict[str, Any]:
     """The arguments of the run_storyboard(...) call a next step names."""
-    m = re.search(r"run_storyboard\((.*?)\)(?= to | in |:|\.)", text)
+    m = re.search(r"run_storyboard\((.*?)\)(?=[ .:]|$)", text)
     assert m, text
     tree = ast.parse(f"f({m[1]})", mode="eval").body
     assert isinstance(tree, ast.Call)
@@ -53,3 +53,14 @@ async def test_every_argument_that_shapes_the_plan_is_repeated(client: Client, p
     plan = await ok(client, "run_storyboard", {"mode": "plan", **given})
     assert call_in(plan["next_step"]) == {"mode": "run", **given}
     assert sandbox.submission_count() == 0
+
+
+async def test_a_plan_that_cannot_run_says_so_not_that_all_is_done(client: Client, project: Path, sandbox: Any) -> None:
+    shutil.copytree(SAMPLE, project, dirs_exist_ok=True)
+    plan = await ok(client, "run_storyboard", {"mode": "plan", "shots": ["1"], "stages": ["clips"],
+                                               "overrides": {"1": {"model": "nano-banana-pro"}}})
+    clip = next(s for s in plan["steps"] if s["kind"] == "clip")
+    assert clip["status"] == "invalid" and "makes image, not video" in clip["error"]
+    assert "cannot run as asked" in plan["next_step"] and "nothing is left" not in plan["next_step"]
+    assert call_in(plan["next_step"]) == {"mode": "plan", "shots": ["1"], "stages": ["clips"],
+                                          "overrides": {"1": {"model": "nano-banana-pro"}}}

@@ -152,6 +152,9 @@ def _next(mode: str, status: str, todo: float, problems: list[Any], given: dict[
     if status == "running":
         return "The run goes on in the server. Call run_storyboard(mode='status') in about 30 s to follow it."
     if mode == "plan":
+        if not any(s.status == "pending" for s in steps) and (bad := [s for s in steps if s.status == "invalid"]):
+            return (f"Nothing was spent. {len(bad)} step(s) cannot run as asked (see steps[].error); change that, "
+                    f"then call {call_text('plan', given)} again.{fix}")
         if not any(s.status == "pending" for s in steps):
             return (f"Nothing was spent, and nothing is left to make. To make shots again: "
                     f"{call_text('plan', {**given, 'redo': ['<shot>']})}.{fix}")
