@@ -20,8 +20,8 @@ from ..errors import InvalidParameterError
 from ..inputs import InputRef
 from .live import LiveEndpoint, LivePrice
 from .openapi import media_kind, order, output_shape, simple, type_of, variants
-from .params import ROLE_ARG, SOFT_ROLES, Built
-from .schema import Endpoint, Model, Param, Pricing, Role, Route
+from .params import SOFT_ROLES, Built
+from .schema import ROLE_ARG, Endpoint, Model, Param, Pricing, Role, Route
 from .sizes import ASPECT_PRESETS, nearest_ratio, ratio_size
 from .validate import validate
 

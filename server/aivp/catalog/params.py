@@ -18,21 +18,12 @@ from typing import Any
 from ..errors import InvalidParameterError
 from ..inputs import InputRef
 from . import effective_params
-from .schema import Endpoint, Limits, Model, Param, Route
+from .capable import (duration_way_out, lengths, limits_of, nearest_seconds, nearest_value, refs_way_out, role_way_out,
+                      seconds, value_way_out)
+from .limits import check_limits
+from .schema import ROLE_ARG, Endpoint, Model, Param, Route
 from .sizes import ASPECT_PRESETS, SIZE_TIERS, nearest_ratio, ratio_size
 
-# The tool argument a caller uses for each role, for messages.
-ROLE_ARG = {
-    "start_image": "image",
-    "image": "image",
-    "end_image": "end_image",
-    "references": "references",
-    "mask": "mask",
-    "video": "video",
-    "prompt": "prompt",
-    "multi_prompt": "shots",
-    "elements": "elements",
-}
 # Roles that may be dropped with a warning when a model has no field for them; every other role
 # changes the result too much to drop silently.
 SEED_MAX = 2**32 - 1  # when the catalog gives a seed no range
@@ -99,7 +90,7 @@ def build(
     # duration last, after the shot limits: "7 shots, at most 6" says more than "21 s is not a duration"
     for role, value in sorted(values.items(), key=lambda kv: kv[0] == "duration"):
         if role == "duration":
-            _check_limits(b, limits_of(b.model, b.endpoint))
+            check_limits(b, limits_of(b.model, b.endpoint))
         name = by_role.get(role)
         if name is None:
             arg = ROLE_ARG.get(role, role)
@@ -107,12 +98,14 @@ def build(
                 if role not in soft:
                     b.warnings.append(f"{label} has no {arg} setting; {arg}={_show(value)} was not sent.")
                 continue
-            raise InvalidParameterError(
-                f"{label} does not take {arg}. {_supported(by_role)} Pick another model with search_models."
-            )
-        if role == "duration":
-            value = coerce_duration(label, name, params[name], value)
-        b.payload[name] = check(label, name, params[name], value)
+            way_out = role_way_out(model.id, model.kind, endpoint.task, role, set(values) - SOFT_ROLES)
+            raise InvalidParameterError(f"{label} does not take {arg}. {_supported(by_role)} {way_out}")
+        try:
+            if role == "duration":
+                value = coerce_duration(label, name, params[name], value)
+            b.payload[name] = check(label, name, params[name], value)
+        except InvalidParameterError as exc:
+            raise InvalidParameterError(f"{exc} {_way_out(b, role, params[name], value)}".strip()) from None
 
     for name, value in (options or {}).items():
         if name not in params:
@@ -164,8 +157,8 @@ def _place_size(b: Built, values: dict[str, Any], by_role: dict[str, str], soft:
             values["size"] = {"width": wh[0], "height": wh[1]}
         elif "aspect_ratio" not in soft:
             raise InvalidParameterError(
-                f"{b.label} cannot make a {ratio} image; its sizes are {', '.join(p.presets or {})}."
-            )
+                f"{b.label} cannot make a {ratio} image; its sizes are {', '.join(p.presets or {})}. "
+                f"{value_way_out(b.model.id, b.model.kind, b.endpoint.task, 'aspect_ratio', ratio)}")
     elif ratio is not None and "size" in values and "aspect_ratio" not in by_role:
         values.pop("aspect_ratio")  # an explicit size wins over the ratio
 
@@ -265,31 +258,43 @@ def _check_size(where: str, p: Param, value: Any) -> Any:
     raise InvalidParameterError(f"{where}={_show(value)} is not a size it takes; use {', '.join(presets)}{custom}.")
 
 
-def coerce_duration(label: str, name: str, p: Param, seconds: Any) -> Any:
+def coerce_duration(label: str, name: str, p: Param, value: Any) -> Any:
     """Spell a duration the way the model wants it ("5", "8s", 5) or name the durations it takes."""
-    try:
-        s = float(str(seconds).strip().rstrip("s"))
-    except ValueError:
-        raise InvalidParameterError(f"{label}: duration must be a number of seconds, not {seconds!r}.") from None
+    s = seconds(value)
+    if s is None:
+        raise InvalidParameterError(f"{label}: duration must be a number of seconds, not {value!r}.")
     if p.values:
         for v in p.values:
-            if _seconds(v) == s:
+            if seconds(v) == s:
                 return v
-        shown = ", ".join(f"{_seconds(v):g}s" for v in p.values if _seconds(v) is not None)
-        other = [str(v) for v in p.values if _seconds(v) is None]
+        other = [str(v) for v in p.values if seconds(v) is None]
         also = f" (or {', '.join(other)} through options)" if other else ""
-        raise InvalidParameterError(f"{label} makes clips of {shown}{also}; {s:g}s is not one of them.")
+        raise InvalidParameterError(f"{label} makes clips of {lengths(p)}{also}; {s:g}s is not one of them.")
     if p.type in ("integer", "number"):
         return int(s) if p.type == "integer" and s.is_integer() else s
     return str(int(s)) if s.is_integer() else str(s)
 
 
-def _seconds(v: Any) -> float | None:
-    """A duration value in seconds ("5", "8s", 5), or None for a word such as "auto"."""
-    try:
-        return float(str(v).strip().rstrip("s"))
-    except ValueError:
-        return None
+def _way_out(b: Built, role: str, p: Param, value: Any) -> str:
+    """After a refused value: the nearest one the model takes, and the curated models that take it."""
+    model, kind, task, arg = b.model.id, b.model.kind, b.endpoint.task, ROLE_ARG.get(role, role)
+    if role == "duration":
+        if (s := seconds(value)) is None:
+            return ""
+        near = nearest_seconds(p, s)
+        return (f"Nearest it makes: duration={near:g}. " if near is not None else "") + duration_way_out(model, task, s)
+    if role == "references" and isinstance(value, list) and p.max_items is not None and len(value) > p.max_items:
+        return refs_way_out(model, kind, task, len(value))
+    if p.values is not None and not isinstance(value, list | dict):
+        near = nearest_value(role, value, list(p.values))
+        return (f"Nearest it takes: {arg}={near!r}. " if near is not None else "") + \
+            value_way_out(model, kind, task, role, value)
+    if p.type in ("integer", "number") and isinstance(value, int | float) and not isinstance(value, bool):
+        lo, hi = p.min if p.min is not None else value, p.max if p.max is not None else value
+        near = min(max(value, lo), hi)
+        if near != value:
+            return f"Nearest it takes: {arg}={near:g}. {value_way_out(model, kind, task, role, value)}"
+    return ""
 
 
 def _check_rules(b: Built) -> None:
@@ -303,73 +308,7 @@ def _check_rules(b: Built) -> None:
         for name, needs in (rule.requires or {}).items():
             if name in present and not set(needs) <= present:
                 raise InvalidParameterError(rule.message or f"{b.label}: {name} also needs {', '.join(needs)}.")
-    _check_limits(b, limits_of(b.model, b.endpoint))
-
-
-def limits_of(model: Model, endpoint: Endpoint) -> Limits:
-    """The model's limits with the endpoint's own values on top."""
-    if endpoint.limits is None:
-        return model.limits
-    return Limits(**{**model.limits.model_dump(exclude_defaults=True), **endpoint.limits.model_dump(exclude_defaults=True)})
-
-
-def _check_limits(b: Built, limits: Limits) -> None:
-    """The catalog limits no single parameter can express: references, shots, elements, pixels."""
-    refs = b.payload.get(b.role_field("references") or "", [])
-    refs = refs if isinstance(refs, list) else [refs]
-    if limits.max_refs is not None and len(refs) > limits.max_refs:
-        raise InvalidParameterError(
-            f"{b.label} takes at most {limits.max_refs} reference images; {len(refs)} were given. "
-            "Drop some, or pick a model that takes more with search_models(capabilities=['multi-reference'])."
-        )
-    shots = b.payload.get(b.role_field("multi_prompt") or "", None)
-    if isinstance(shots, list) and shots:
-        if limits.max_shots is not None and len(shots) > limits.max_shots:
-            raise InvalidParameterError(f"{b.label} takes at most {limits.max_shots} shots in one call; {len(shots)} were given.")
-        total = 0.0
-        for i, shot in enumerate(shots, start=1):
-            raw = shot.get("duration", 5) if isinstance(shot, dict) else 5
-            try:
-                secs = float(str(raw).rstrip("s"))
-            except ValueError:
-                raise InvalidParameterError(f"{b.label}: shot {i} has duration {raw!r}; give seconds such as 5.") from None
-            if limits.min_shot_s is not None and secs < limits.min_shot_s:
-                raise InvalidParameterError(f"{b.label}: shot {i} is {secs:g} s; each shot needs at least {limits.min_shot_s:g} s.")
-            if limits.max_shot_s is not None and secs > limits.max_shot_s:
-                raise InvalidParameterError(f"{b.label}: shot {i} is {secs:g} s; a shot may last at most {limits.max_shot_s:g} s.")
-            total += secs
-        if limits.max_total_s is not None and total > limits.max_total_s:
-            raise InvalidParameterError(
-                f"{b.label}: the shots add up to {total:g} s; one call makes at most {limits.max_total_s:g} s. "
-                "Shorten shots or split them over two calls.")
-    elements = b.payload.get(b.role_field("elements") or "", None)
-    if isinstance(elements, list) and elements:
-        if limits.max_elements is not None and len(elements) > limits.max_elements:
-            raise InvalidParameterError(f"{b.label} takes at most {limits.max_elements} elements; {len(elements)} were given.")
-        videos = 0
-        for i, el in enumerate(elements, start=1):
-            el = el if isinstance(el, dict) else {}
-            extra = el.get("reference_image_urls") or []
-            if limits.max_element_images is not None and len(extra) > limits.max_element_images:
-                raise InvalidParameterError(
-                    f"{b.label}: element {i} has {len(extra)} reference images; at most {limits.max_element_images} "
-                    "besides the frontal image.")
-            videos += 1 if el.get("video_url") else 0
-        if limits.max_video_elements is not None and videos > limits.max_video_elements:
-            raise InvalidParameterError(f"{b.label} takes at most {limits.max_video_elements} video element(s); {videos} were given.")
-        if videos and limits.max_refs_with_video is not None and len(elements) + len(refs) > limits.max_refs_with_video:
-            raise InvalidParameterError(
-                f"{b.label}: with a video element, elements and reference images together may be at most "
-                f"{limits.max_refs_with_video}; {len(elements) + len(refs)} were given.")
-    size = b.payload.get(b.role_field("size") or "", None)
-    if isinstance(size, dict) and "width" in size:
-        pixels = size["width"] * size["height"]
-        if limits.min_pixels is not None and pixels < limits.min_pixels:
-            raise InvalidParameterError(
-                f"{b.label}: {size['width']}x{size['height']} is {pixels:,} pixels; it needs at least {limits.min_pixels:,}.")
-        if limits.max_pixels is not None and pixels > limits.max_pixels:
-            raise InvalidParameterError(
-                f"{b.label}: {size['width']}x{size['height']} is {pixels:,} pixels; it takes at most {limits.max_pixels:,}.")
+    check_limits(b, limits_of(b.model, b.endpoint))
 
 
 def _enum(p: Param) -> list[str]:

@@ -60,6 +60,19 @@ Role = Literal[
 ]
 ROLES: tuple[str, ...] = get_args(Role)
 
+# The tool argument a caller uses for each role, for messages.
+ROLE_ARG = {
+    "start_image": "image",
+    "image": "image",
+    "end_image": "end_image",
+    "references": "references",
+    "mask": "mask",
+    "video": "video",
+    "prompt": "prompt",
+    "multi_prompt": "shots",
+    "elements": "elements",
+}
+
 ParamType = Literal[
     "string",
     "integer",

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..catalog.routing import default_for
 from ..errors import InvalidParameterError
 from ..jobspec import ShotPart
 from .prepare import Call, local_input
@@ -57,11 +58,14 @@ def multishot_call(
     provider: str | None = None,
     variations: dict[str, str] | None = None,
     planned: frozenset[str] = frozenset(),
+    model_from: str | None = None,
 ) -> Call:
     """The generic call for a multi-shot clip (used by the tool and by the storyboard pipeline).
 
     With no elements given, characters mentioned as @Name become elements (their sheets), locations
-    become reference images (@Image1 ...), and their descriptions go into the master prompt."""
+    become reference images (@Image1 ...), and their descriptions go into the master prompt. `model_from` says
+    where a `model` the caller did not name came from (the storyboard's default)."""
+    default = default_for("multi-shot")[0].model.id  # routing's default, by model id: the task picks the endpoint
     images: dict[str, int] = {}
     given = {e.name.lstrip("@").lower() for e in elements}
     more, references, master_prompt, images = _from_assets(
@@ -78,7 +82,7 @@ def multishot_call(
     if task == "reference-to-video" and image and not references:
         from ..catalog import resolve
 
-        tasks = {t for e in resolve(model or "kling-o3-pro").model.endpoints for t in e.tasks}
+        tasks = {t for e in resolve(model or default).model.endpoints for t in e.tasks}
         if "reference-to-video" not in tasks:  # Kling V3 takes elements on its image-to-video endpoint
             task = "i2v"
     roles: dict[str, Any] = {
@@ -95,8 +99,9 @@ def multishot_call(
             path = state.project.output_path(s.output)
             if path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
                 raise InvalidParameterError(f"Shot output {s.output!r} must be a .mp4, .mov or .m4v file.")
-    return Call("multi_shot_video", "video", task, model or "kling-o3-pro", roles, options, output, overwrite, fresh,
-                provider=provider, record={"elements": [e.name for e in elements]}, shots=parts, split=split)
+    return Call("multi_shot_video", "video", task, model or default, roles, options, output, overwrite, fresh,
+                provider=provider, record={"elements": [e.name for e in elements]}, shots=parts, split=split,
+                model_from=model_from if model else "the multi-shot default")
 
 
 def _rewrite(prompt: str, names: dict[str, int], master: str | None, images: dict[str, int] | None = None) -> str:

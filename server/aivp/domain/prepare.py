@@ -24,6 +24,7 @@ from ..jobspec import ShotPart
 from ..mentions import Expansion, drop_to, expand
 from ..project_config import ProjectConfig, load_config
 from ..providers import PROVIDER_NAMES, key_help
+from .dialogue import audio_note, voice_dialogue
 from .studio import Studio
 
 IMAGE_ROLES = ("image", "start_image", "end_image", "mask")
@@ -57,6 +58,8 @@ class Call:
     consistency: str | None = None  # model choice: none | weak | medium | strong
     tier: str | None = None  # model choice: fast | standard | premium
     max_cost_usd: float | None = None  # the most the caller accepts to pay (needed when the price is unknown)
+    model_from: str | None = None  # `model` is a default aivp filled in, not the caller's: "the multi-shot default"
+    dialogue: bool | None = None  # the clip carries speech (None: read the prompt for quoted lines)
 
 
 def local_input(state: Studio, raw: str, *, expect: Expect, what: str,
@@ -97,7 +100,7 @@ def pick(state: Studio, call: Call, task: str, refs: int, prompt: str, config: P
             model, endpoint, route = as_model(ep, call.kind, task)
             return Resolved(model, endpoint, route), f"{ep.id} from {ep.provider}'s live model list"
         found = resolve(call.model)
-        return found, f"{found.model.id} as requested"
+        return found, f"{found.model.id}, {call.model_from}" if call.model_from else f"{found.model.id} as requested"
     wants = Wants(task, refs=refs, prompt=prompt, consistency=call.consistency or config.consistency,
                   tier=call.tier or config.tier, configured=config.models.get(task) or config.models.get(call.task),
                   image_default=settings.image_model, byteplus_ready=byteplus,
@@ -116,7 +119,8 @@ async def prepare_call(state: Studio, call: Call, *, dry_run: bool = False) -> t
 
 def prepare(state: Studio, call: Call, *, dry_run: bool = False,
             planned: frozenset[str] = frozenset()) -> tuple[JobRequest, str]:
-    """The checked, priced request for a call, and why that model, in words. `dry_run`: no key needed."""
+    """The checked, priced request for a call, and why that model (and audio for dialogue), in words.
+    `dry_run`: no key needed."""
     config = load_config(state.project.root)
     roles = dict(call.roles)
     soft = set(call.soft)
@@ -178,6 +182,8 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
         roles["references"] = [local_input(state, r, expect="image", what="reference image", planned=planned)
                                for r in roles["references"]]
     options = _option_inputs(state, call.options, effective_params(model, endpoint, route), planned)
+    voiced = call.kind == "video" and voice_dialogue(roles, effective_params(model, endpoint, route), call.dialogue,
+                                                     [roles.get("prompt") or "", *(s.prompt for s in call.shots)], options)
     targets = None
     if call.output:
         target = state.project.output_path(call.output)
@@ -209,6 +215,7 @@ def prepare(state: Studio, call: Call, *, dry_run: bool = False,
     else:
         built = _build_fitting(lambda r: build(model, endpoint, route, r, options, soft=soft), roles, soft)
     built.warnings.extend(exp.notes)
+    why += f"; {audio_note(built)}" if voiced else ""
     est = _priced(state, call, estimate_call(model, endpoint, route, built.effective), dry_run)
     req = JobRequest(
         tool=call.tool, built=built, kind=call.kind,

@@ -28,6 +28,9 @@ DEFAULT_VIDEO_MODEL = "seedance-2.0"  # the aivp-video seed: Seedance 2.0 replac
 DEFAULT_IMAGE_MODEL = "nano-banana-pro"
 DEFAULT_MULTI_MODEL = "kling-o3-pro"
 DEFAULT_HERO_MODEL = "kling-v3-pro"
+# why a model the caller did not name runs a step (options_from drops the ones the caller named)
+DEFAULT_WHY = {"image_model": "the storyboard's image default", "video_model": "the storyboard's clip default",
+               "multi_model": "the storyboard's multi-shot default", "hero_model": "the storyboard's hero-shot default"}
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Options:
     audio: bool | None = None
     resolution: str | None = None
     aspect_ratio: str = "16:9"
+    defaulted: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_WHY))  # option -> why, when not named
 
 
 @dataclass
@@ -131,7 +135,8 @@ class Planner:
                 refs = [] if view == "front" else [front]
                 call = Call("generate_image", "image", "edit" if refs else "t2i", self.opts.image_model,
                             {"prompt": prompt if view == "front" else f"The same character as in the reference image, {look}. {prompt}",
-                             "references": refs or None, "aspect_ratio": "3:4"}, output=target)
+                             "references": refs or None, "aspect_ratio": "3:4"}, output=target,
+                            model_from=self.opts.defaulted.get("image_model"))
                 self.add(Step(f"portrait:{c.slug}:{view}", "portrait", _const(call), [target], self.dep(front) if refs else [],
                               [], "image", note=f"{c.name} {view}" + ("" if view == "front" else ", from the front view")))
 
@@ -142,7 +147,8 @@ class Planner:
                 continue
             target = location_path(slug)
             call = Call("generate_image", "image", "t2i", self.opts.image_model,
-                        {"prompt": scene.prompt, "aspect_ratio": self.opts.aspect_ratio}, output=target)
+                        {"prompt": scene.prompt, "aspect_ratio": self.opts.aspect_ratio}, output=target,
+                        model_from=self.opts.defaulted.get("image_model"))
             self.add(Step(f"location:{slug}", "location", _const(call), [target], [], [], "image", note=f"{scene.name}, empty"))
 
     def keyframes(self) -> None:
@@ -159,8 +165,10 @@ class Planner:
             refs, dropped = self._cap_refs(model, refs)
             if dropped:
                 note += f"; {len(dropped)} reference(s) dropped for the model's limit: {', '.join(dropped)}"
+            why = None if self._override(shot, "image_model") else self.opts.defaulted.get("image_model")
             call = Call("generate_image", "image", "edit" if refs else "t2i", model,
-                        {"prompt": prompt, "references": refs or None, "aspect_ratio": ratio}, output=target)
+                        {"prompt": prompt, "references": refs or None, "aspect_ratio": ratio}, output=target,
+                        model_from=why)
             deps = [d for r in refs for d in self.dep(r)]
             self.add(Step(f"frame:{shot.number:02d}:{kind}", "keyframe", _const(call), [target], deps, [shot.number], "image",
                           note=note), redo=shot.number in self.opts.redo)
@@ -201,9 +209,10 @@ class Planner:
             "camera_fixed": motion.camera_fixed if motion else None, "resolution": self.opts.resolution,
         }
         task = "first-last-frame" if use_lf else ("i2v" if has_ff else "t2v")
-        call = Call("generate_video", "video", task, model, roles, output=clip_path(shot.number),
-                    soft={"aspect_ratio", "camera_fixed", "resolution"})
         why = ("hero shot" if shot.number in self.opts.hero else "override" if self._override(shot, "model") else "default")
+        named = None if why == "override" else self.opts.defaulted.get("hero_model" if why == "hero shot" else "video_model")
+        call = Call("generate_video", "video", task, model, roles, output=clip_path(shot.number),
+                    soft={"aspect_ratio", "camera_fixed", "resolution"}, model_from=named, dialogue=shot.has_dialogue)
         mode = "first + last frame" if use_lf else "keyframe" if has_ff else "text only (no keyframe)"
         note = f"{why} model, {family} prompt, {mode}"
         deps = self.dep(ff) + (self.dep(lf) if use_lf else [])
@@ -235,12 +244,15 @@ class Planner:
         first_ff = frame_path(members[0].number, "first")
         image = first_ff if self.available(first_ff) else None
         key = f"group:{members[0].number:02d}-{members[-1].number:02d}"
-        model, audio = self.opts.multi_model, self.opts.audio
+        model, audio, why = self.opts.multi_model, self.opts.audio, self.opts.defaulted.get("multi_model")
         els = [ElementIn(**e) for e in elements]
+        dialogue = any(s.has_dialogue for s in members)
 
         def make(state: Studio, planned: frozenset[str]) -> Call:
-            return multishot_call(state, shots, els, image=image, model=model, audio=audio, split=True,
-                                  aspect_ratio=self._ratio(members[0]), planned=planned)
+            call = multishot_call(state, shots, els, image=image, model=model, audio=audio, split=True,
+                                  aspect_ratio=self._ratio(members[0]), planned=planned, model_from=why)
+            call.dialogue = dialogue  # the storyboard's Audio tables say who speaks
+            return call
 
         note = f"Kling multi-shot dialogue scene: shots {', '.join(s.id for s in members)} with {', '.join(names)}"
         targets = [clip_path(s.number) for s in members]

@@ -13,6 +13,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -23,6 +24,7 @@ from ..layout import plan_type
 from ..errors import InputError
 from ..ledger import new_id, now_iso
 from ..domain.clips import clip_marks
+from ..domain.dialogue import VOICED
 from ..domain.prepare import prepare
 from ..domain.studio import Studio
 from .plan import Step
@@ -45,6 +47,8 @@ class PipelineRun:
     steps: dict[str, Step]
     concurrency: int
     retry_unknown: bool = False  # send again the steps whose earlier submit's answer was lost
+    args: dict[str, Any] = field(default_factory=dict)  # the run_storyboard arguments it was started with
+    redo: frozenset[int] = frozenset()  # the shots it makes again
     id: str = field(default_factory=new_id)
     started_at: str = field(default_factory=now_iso)
     status: str = "running"
@@ -74,10 +78,12 @@ async def estimate(state: Studio, steps: list[Step]) -> None:
         if s.status == "exists" and _made_by(state, s):
             continue  # the plan shows what made the file, not what would make it now
         try:
-            req, _ = prepare(state, s.make(state, planned), dry_run=True, planned=planned)
+            req, why = prepare(state, s.make(state, planned), dry_run=True, planned=planned)
         except AivpError as exc:
             s.status, s.error = "invalid", str(exc)
             continue
+        if VOICED in why and VOICED not in s.note:
+            s.note += f"; {why[why.index(VOICED):]}"
         s.model, s.endpoint, s.mode = req.built.model.id, req.built.route.endpoint, req.mode
         s.estimate_usd = 0.0 if s.status == "exists" else req.estimate.usd
 

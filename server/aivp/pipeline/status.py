@@ -69,12 +69,10 @@ def options_from(sb: Any, shots: list[str] | None, stages: Sequence[str] | None,
                    hero=shot_numbers(sb, hero_shots) or set(), redo=shot_numbers(sb, redo) or set())
     if stages:
         opts.stages = tuple(stages)
-    if video_model:
-        opts.video_model = video_model
-    if image_model:
-        opts.image_model = image_model
-    if hero_model:
-        opts.hero_model = hero_model
+    for key, name in (("video_model", video_model), ("image_model", image_model), ("hero_model", hero_model)):
+        if name:
+            setattr(opts, key, name)
+            opts.defaulted.pop(key, None)  # named by the caller: "as requested"
     for key, value in (overrides or {}).items():
         (number,) = shot_numbers(sb, [key]) or {0}
         unknown = set(value) - {"model", "image_model", "duration", "audio"}
@@ -90,13 +88,17 @@ def options_from(sb: Any, shots: list[str] | None, stages: Sequence[str] | None,
 
 
 
-def image_default(state: Studio) -> str | None:
-    """The project's image default, or Seedream on BytePlus when its key is set (the router's rule)."""
+def image_default(state: Studio, opts: Options) -> None:
+    """Portraits and keyframes on the project's image default, or on Seedream via BytePlus when its key is set
+    (the router's rule), unless the caller named an image model."""
+    if "image_model" not in opts.defaulted:
+        return
     if state.settings.image_model:
-        return state.settings.image_model
-    if state.settings.key_for("byteplus") is not None and "byteplus" in state.providers:
-        return "seedream"
-    return None
+        opts.image_model = state.settings.image_model
+        opts.defaulted["image_model"] = "this project's image default (AIVP_IMAGE_MODEL)"
+    elif state.settings.key_for("byteplus") is not None and "byteplus" in state.providers:
+        opts.image_model = "seedream"
+        opts.defaulted["image_model"] = "the image default while ARK_API_KEY is set (BytePlus)"
 
 
 

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..catalog import find_route
-from ..catalog.params import limits_of
+from ..catalog.capable import limits_of
 from . import jobs, render
 from .fal_storage import serve_file
 from .faults import guarded

@@ -125,7 +125,7 @@ def register(mcp: MCPServer[Any]) -> None:
         duration: Annotated[float | None, Field(gt=0, le=60, description="Seconds; the model card lists valid ones.")] = None,
         aspect_ratio: Ratio = None,
         resolution: Annotated[str | None, Field(description="e.g. 720p, 1080p")] = None,
-        audio: Annotated[bool | None, Field(description="Native sound; off is often cheaper.")] = None,
+        audio: Annotated[bool | None, Field(description="Native sound (default per model; on for quoted dialogue).")] = None,
         camera_fixed: Annotated[bool | None, Field(description="Tripod shot.")] = None,
         seed: Seed = None,
         negative_prompt: Negative = None,

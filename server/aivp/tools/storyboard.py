@@ -69,23 +69,33 @@ def register(mcp: MCPServer[Any]) -> None:
             if mode == "run":
                 await _wait(ctx, current, wait_s)
             return _result(state, sb, current, mode, current.steps.values(), note="A run is already going; this shows it.")
-        opts = options_from(sb, shots, stages, video_model, image_model or image_default(state), multi_shot, hero_shots,
-                        hero_model, overrides, redo, audio, resolution)
+        opts = options_from(sb, shots, stages, video_model, image_model, multi_shot, hero_shots, hero_model, overrides,
+                            redo, audio, resolution)
+        image_default(state, opts)
         steps = Planner(sb, state.project, opts).build()
         await estimate(state, steps)
+        # what a next step repeats so that, followed literally, it does what this call asked (the default left out)
+        given = {k: v for k, v in (("shots", shots), ("stages", stages), ("video_model", video_model),
+                                   ("image_model", image_model), ("multi_shot", multi_shot or None),
+                                   ("hero_shots", hero_shots), ("hero_model", hero_model), ("overrides", overrides),
+                                   ("redo", redo), ("audio", audio), ("resolution", resolution),
+                                   ("concurrency", None if concurrency == 4 else concurrency),
+                                   ("retry_unknown", retry_unknown or None)) if v is not None}
         if mode == "plan":
-            return _result(state, sb, None, "plan", steps)
+            return _result(state, sb, None, "plan", steps, given=given)
         total = sum(s.estimate_usd for s in steps if s.status not in ("exists", "invalid"))
         check_budget(state.ledger.spend(), total, state.budget(), what="run",
                      advice="Run fewer shots (shots=[...]), pick cheaper models, or raise the budget.")
         if (ask := await consent(ctx, state, _spend(steps, total), confirm_spend_usd)) is not None:
             return ask
         write_plan_rows(state, steps)
-        run = PipelineRun({s.key: s for s in steps}, concurrency, retry_unknown=retry_unknown)
+        run = PipelineRun({s.key: s for s in steps}, concurrency, retry_unknown=retry_unknown, args=given,
+                          redo=frozenset(opts.redo))
         state.runs["storyboard"] = run
         state.runner.spawn(execute, state, run)
         await _wait(ctx, run, wait_s)
-        return _result(state, sb, run, "run", run.steps.values(), review=review_line(ctx, state.project.root))
+        return _result(state, sb, run, "run", run.steps.values(), review=review_line(ctx, state.project.root),
+                       given=given)
 
 
 def _spend(steps: list[Any], total: float) -> Spend:
@@ -115,34 +125,53 @@ async def _wait(ctx: Context[Any, Any], run: PipelineRun, wait_s: float | None) 
 
 
 def _result(state: Studio, sb: Any, run: PipelineRun | None, mode: str, steps: Any, note: str = "",
-            review: str = "") -> CallToolResult:
+            review: str = "", given: dict[str, Any] | None = None) -> CallToolResult:
     steps = list(steps)
     shots = shot_states(state, sb, steps)
     todo = sum(s.estimate_usd for s in steps if s.status in ("pending",))
     status = run.status if run else ("planned" if mode == "plan" else "idle")
     problems = [{"file": p.file, "line": p.line, "message": p.message} for p in sb.problems]
+    given = given if given is not None else (run.args if run else {})
+    again = {k: v for k, v in given.items() if k != "redo"}  # a new take once made is not paid for again
+    if run is not None and (redo := sorted({n for s in steps if s.fresh and s.status not in ("done", "exists")
+                                            for n in s.shots} & run.redo)):
+        again["redo"] = [str(n) for n in redo]  # the new takes the run did not make
     result = StoryboardResult(run_id=run.id if run else None, mode=mode, status=status, shots=shots,
                               steps=[s.public() for s in steps], estimate_usd=round(todo, 4), problems=problems,
-                              next_step=_next(mode, status, todo, problems))
+                              next_step=_next(mode, status, todo, problems, given, again, steps))
     text = _text(result, run, note)
     if review and any(s.clip_status == "done" or "done" in s.frames.values() for s in shots):
         text += f"\n{review}"
     return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
 
 
-def _next(mode: str, status: str, todo: float, problems: list[Any]) -> str:
+def _next(mode: str, status: str, todo: float, problems: list[Any], given: dict[str, Any], again: dict[str, Any],
+          steps: list[Any]) -> str:
+    """What to call next, with every argument it needs (`given`: for a plan; `again`: to finish a run)."""
     fix = f" Fix the {len(problems)} storyboard problem(s) listed first if they matter." if problems else ""
-    if mode == "plan":
-        return f"Nothing was spent. Call run_storyboard(mode='run') to do it (about ${todo:.2f}).{fix}"
     if status == "running":
         return "The run goes on in the server. Call run_storyboard(mode='status') in about 30 s to follow it."
+    if mode == "plan":
+        if not any(s.status == "pending" for s in steps) and (bad := [s for s in steps if s.status == "invalid"]):
+            return (f"Nothing was spent. {len(bad)} step(s) cannot run as asked (see steps[].error); change that, "
+                    f"then call {call_text('plan', given)} again.{fix}")
+        if not any(s.status == "pending" for s in steps):
+            return (f"Nothing was spent, and nothing is left to make. To make shots again: "
+                    f"{call_text('plan', {**given, 'redo': ['<shot>']})}.{fix}")
+        return f"Nothing was spent. Call {call_text('run', given)} to do it (about ${todo:.2f}).{fix}"
     if status in ("partial", "failed"):
-        return "Some steps failed (see shots[].error). Fix the cause, then run again: only what is missing is redone."
+        return (f"Some steps failed (see shots[].error). Fix the cause, then {call_text('run', again)}: only what is "
+                "missing is made.")
     if status == "stopped":
-        return "The run stopped with the server. Call run_storyboard(mode='run') to pick it up: done steps are kept."
+        return f"The run stopped with the server. Call {call_text('run', again)} to pick it up: done steps are kept."
     if status == "idle":
         return "No run is going. Call run_storyboard(mode='plan') to see what is left to make."
     return f"Done. Clips are in video/clips/, progress in video/plan.md.{fix}"
+
+
+def call_text(mode: str, args: dict[str, Any]) -> str:
+    """run_storyboard(mode='run', shots=['3'], redo=['3']): a call to copy as written."""
+    return "run_storyboard(" + ", ".join(f"{k}={v!r}" for k, v in {"mode": mode, **args}.items()) + ")"
 
 
 def _text(r: StoryboardResult, run: PipelineRun | None, note: str) -> str:
