@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..catalog.params import ROLE_ARG
+from ..catalog.schema import ROLE_ARG
 
 
 def search_text(models: list[dict[str, Any]], live: list[dict[str, Any]], next_cursor: str | None,
