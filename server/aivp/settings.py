@@ -9,12 +9,14 @@ never prints its value; `redact()` scrubs every known secret from any text as de
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, MissingKeyError
 from .registry import BUILTIN, PROVIDER_NAMES, key_help
@@ -152,6 +154,10 @@ class Settings:
     read_timeout_s: float = 120.0
     # a lost submit the provider does not list this long after it left was never taken (listings lag a little)
     settle_after_s: float = 30.0
+    # providers that are sandboxes (their jobs cost nothing and never count against a budget); None: every provider
+    # whose base URLs all point at this machine (the embedded sandbox, `aivp sandbox`). Tests set () to treat the
+    # sandbox as a paid provider.
+    sandboxes: tuple[str, ...] | None = None
     env_files: tuple[Path, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -233,6 +239,13 @@ class Settings:
         """A provider's base URL for one role (fal: "queue", "rest", "cdn"; the others: "api")."""
         return self.urls[provider][role]
 
+    def sandboxed(self, provider: str) -> bool:
+        """True when this provider's jobs go to a sandbox, not to a paid service."""
+        if self.sandboxes is not None:
+            return provider in self.sandboxes
+        urls = self.urls.get(provider, {}).values()
+        return bool(urls) and all(is_loopback_url(u) for u in urls)
+
     def secrets(self) -> list[str]:
         """Every secret value this process holds, for redaction."""
         held = [*self.keys.values(), *self.http_tokens.values(), *([self.link_key] if self.link_key else [])]
@@ -261,6 +274,17 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     if not url.startswith(("https://", "http://")):
         raise ConfigError(f"{name}={url!r} must be an http(s) URL.")
     return url
+
+
+def is_loopback_url(url: str) -> bool:
+    """A URL on this machine (localhost, 127.0.0.0/8, ::1): no provider bills a request sent there."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _opt_url(env: Mapping[str, str], name: str) -> str | None:

@@ -79,6 +79,7 @@ async def estimate(state: Studio, steps: list[Step]) -> None:
             s.status, s.error = "invalid", str(exc)
             continue
         s.model, s.endpoint, s.mode = req.built.model.id, req.built.route.endpoint, req.mode
+        s.sandbox = state.settings.sandboxed(req.provider)
         s.estimate_usd = 0.0 if s.status == "exists" else req.estimate.usd
 
 
