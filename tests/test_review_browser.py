@@ -268,6 +268,8 @@ def test_mark_failed_redo_and_the_board_follows_live(page: Any, studio: dict[str
     assert "| failed (review): the lens flare / pops |" in (root / "video/plan.md").read_text()
     page.goto(page.base + "#board")
     wait_status(page, 3, "failed")
+    spend = page.locator('[data-testid="spend"]').inner_text()
+    assert spend.startswith("Spent $0.00") and "(sandbox: $" in spend and "would have been charged)" in spend
     shot(page, "board-marked")
     sb.stick_queue(True)  # the redo waits in the provider's queue until released
     try:

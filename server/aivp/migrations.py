@@ -105,7 +105,7 @@ migration(
     """
     ALTER TABLE jobs ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
     UPDATE jobs SET sandbox = 1 WHERE handle_json LIKE '%://127.0.0.1:%' OR handle_json LIKE '%://localhost:%'
-        OR handle_json LIKE '%://[::1]:%' OR outputs_json LIKE '%"url":"http://127.0.0.1:%'
-        OR outputs_json LIKE '%"url":"http://localhost:%' OR outputs_json LIKE '%"url":"http://[::1]:%'
+        OR handle_json LIKE '%://[::1]:%' OR outputs_json LIKE '%://127.0.0.1:%'
+        OR outputs_json LIKE '%://localhost:%' OR outputs_json LIKE '%://[::1]:%'
     """,
 )
