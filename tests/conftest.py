@@ -107,6 +107,18 @@ async def client(settings: Settings) -> AsyncIterator[Any]:
         yield c
 
 
+@pytest.fixture
+async def paid_client(project: Path, sandbox: Any) -> AsyncIterator[Any]:
+    """A client whose providers count as paid ones (settings.sandboxes=()): the sandbox stands in for fal,
+    Replicate and BytePlus, and its jobs are spending, for tests of costs, commitments and the budget."""
+    from mcp import Client
+
+    from aivp.app import build_server
+
+    async with Client(build_server(make_settings(project, sandbox, sandboxes=()))) as c:
+        yield c
+
+
 def all_text(root: Path) -> str:
     """Every readable byte under root (ledger included), for secret scans."""
     chunks = []

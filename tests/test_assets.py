@@ -272,6 +272,6 @@ async def test_a_bad_aivp_toml_is_a_clear_error(client: Client, project: Path, s
 
 async def test_budget_from_aivp_toml(project: Path, sandbox: Any) -> None:
     (project / "aivp.toml").write_text("budget_usd = 0.1\n")
-    async with Client(build_server(make_settings(project, sandbox))) as c:
+    async with Client(build_server(make_settings(project, sandbox, sandboxes=()))) as c:  # a paid provider
         text = await refused(c, "generate_image", {"prompt": "too dear"})
         assert "budget" in text and sandbox.submission_count() == 0

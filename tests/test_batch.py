@@ -13,14 +13,14 @@ from .conftest import ok, png, refused
 pytestmark = pytest.mark.anyio
 
 
-async def test_one_failing_item_while_the_others_finish(client: Client, project: Path, sandbox: Any) -> None:
+async def test_one_failing_item_while_the_others_finish(paid_client: Client, project: Path, sandbox: Any) -> None:
     png(project / "image/frames/shot-01-ff.png")
     seen: list[float] = []
 
     async def on_progress(p: float, total: float | None, message: str | None) -> None:
         seen.append(p)
 
-    r = await client.call_tool("batch_generate", {"items": [
+    r = await paid_client.call_tool("batch_generate", {"items": [
         {"label": "scene_a", "args": {"prompt": "a cliff at dawn", "aspect_ratio": "9:16"}},
         {"label": "refused", "args": {"prompt": "[sandbox:unsafe] something the filter refuses"}},
         {"label": "typo", "args": {"prompt": "x", "colour": "red"}},
@@ -43,7 +43,7 @@ async def test_one_failing_item_while_the_others_finish(client: Client, project:
     assert out["done"] and sandbox.submission_count() == 4  # the two bad items were never sent
     assert out["cost_usd"] == pytest.approx(sum(i["cost_usd"] or 0 for i in out["items"]), abs=1e-3) and out["cost_usd"] > 0
     assert seen and seen == sorted(seen)
-    recent = (await ok(client, "queue_status", {}))["recent"]
+    recent = (await ok(paid_client, "queue_status", {}))["recent"]
     assert {j["job_id"] for j in recent} == {i["job_id"] for i in out["items"] if i["job_id"]}
 
 
@@ -73,10 +73,10 @@ async def test_labels_must_be_unique(client: Client, sandbox: Any) -> None:
     assert "unique" in text and sandbox.submission_count() == 0
 
 
-async def test_identical_items_are_refused_not_silently_collapsed(client: Any, project: Any, sandbox: Any) -> None:
+async def test_identical_items_are_refused_not_silently_collapsed(paid_client: Any, project: Any, sandbox: Any) -> None:
 
     same = {"prompt": "four takes of one thing"}
-    out = await ok(client, "batch_generate", {"items": [
+    out = await ok(paid_client, "batch_generate", {"items": [
         {"label": "a", "args": same}, {"label": "b", "args": same}, {"label": "c", "args": {**same, "seed": 2}}]})
     by = {i["label"]: i for i in out["items"]}
     assert by["a"]["status"] == "completed" and by["c"]["status"] == "completed"

@@ -67,7 +67,8 @@ async def test_success_with_a_pixel_size_and_no_watermark(ark: Client, project: 
                            "watermark": False, "model": MODEL}
     assert sub.headers["authorization"] == f"Bearer {ARK}"
     record = json.loads((project / "image/log/shot-01-ff.json").read_text())
-    assert record["provider"] == "byteplus" and record["cost_usd"] == 0.03 and "/byteplus/tos/" in record["output_url"]
+    assert record["provider"] == "byteplus" and record["would_cost_usd"] == 0.03 and "/byteplus/tos/" in record["output_url"]
+    assert record["cost_usd"] == 0 and record["sandbox"] is True
     assert record["effective_parameters"]["watermark"] is False
     assert sandbox.submission_count(provider="byteplus") == 1 and sandbox.submission_count() == 1
 
@@ -149,7 +150,7 @@ async def test_sequential_set_with_one_image_refused(ark: Client, project: Path,
         "prompt": "a four-panel story of a fox [sandbox:refuse-image=2]", "model": "seedream-4.5",
         "options": {"sequential_image_generation": "auto", "sequential_image_generation_options": {"max_images": 3}}})
     assert len(job["files"]) == 2 and all((project / f["path"]).is_file() for f in job["files"])
-    assert job["estimate_usd"] == pytest.approx(0.09) and job["cost_usd"] == pytest.approx(0.06)  # billed per image back
+    assert job["estimate_usd"] == pytest.approx(0.09) and job["would_cost_usd"] == pytest.approx(0.06)  # per image back
     assert any("Image 2 of 3" in w and "safety filter" in w for w in job["warnings"])
     record = json.loads((project / f"image/log/{Path(job['files'][0]['path']).stem}.json").read_text())
     assert any("Image 2 of 3" in w for w in record["warnings"])

@@ -95,7 +95,7 @@ async def test_when_aivp_asks(project: Path, sandbox: Any, mode: str) -> None:
 
 
 async def test_the_session_budget_asks_once_the_session_would_pass_it(project: Path, sandbox: Any) -> None:
-    settings = make_settings(project, sandbox, confirm_above_usd=-1.0, session_budget_usd=0.40)
+    settings = make_settings(project, sandbox, confirm_above_usd=-1.0, session_budget_usd=0.40, sandboxes=())
     async with Client(build_server(settings)) as c:
         for n in range(2):  # $0.30 of $0.40
             assert not (await c.call_tool("generate_image", {"prompt": f"frame {n}"})).is_error
@@ -108,7 +108,7 @@ async def test_the_session_budget_asks_once_the_session_would_pass_it(project: P
 
 
 async def test_the_project_budget_still_applies(project: Path, sandbox: Any) -> None:
-    settings = make_settings(project, sandbox, confirm_above_usd=0.0, budget_usd=0.10)
+    settings = make_settings(project, sandbox, confirm_above_usd=0.0, budget_usd=0.10, sandboxes=())
     async with Client(build_server(settings)) as c:
         r = await c.call_tool("generate_image", {**IMAGE, "confirm_spend_usd": 1.0})
         assert r.is_error and "budget" in r.content[0].text.lower()

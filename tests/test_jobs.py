@@ -36,9 +36,9 @@ WAIT_S = 30.0  # an upper bound for a job against the sandbox; tests never asser
 
 
 @asynccontextmanager
-async def studio(project: Path, sandbox: Any) -> AsyncIterator[Studio]:
-    """A running job runner on the project, built the way app.py's lifespan builds it."""
-    settings = make_settings(project, sandbox)
+async def studio(project: Path, sandbox: Any, **overrides: Any) -> AsyncIterator[Studio]:
+    """A running job runner on the project, built the way app.py's lifespan builds it (`overrides`: of the settings)."""
+    settings = make_settings(project, sandbox, **overrides)
     proj = Project(settings.project_dir, settings.extra_roots)
     ledger = Ledger(proj.state_dir / "ledger.sqlite3")
     timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
@@ -75,7 +75,8 @@ def insert_like(st: Studio, req: JobRequest) -> Any:
     b = req.built
     row, created = st.ledger.insert(
         idem_key=req.idem_key(), tool=req.tool, model_id=b.model.id, provider=req.provider, endpoint=b.route.endpoint,
-        task=b.endpoint.task, request=record_payload(b.payload), spec=req.spec(), estimate_usd=req.estimate.usd)
+        task=b.endpoint.task, request=record_payload(b.payload), spec=req.spec(), estimate_usd=req.estimate.usd,
+        sandbox=st.settings.sandboxed(req.provider))
     assert created
     return row
 
@@ -106,7 +107,9 @@ async def test_a_job_moves_through_every_state_to_its_file_and_record(project: P
         record = json.loads((project / "image/log/shot-01-ff.json").read_text())
         assert (record["job_id"], record["file"], record["status"], record["type"]) == \
             (row.id, "image/frames/shot-01-ff.png", "completed", "keyframe")
-        assert record["request_id"] == row.request_id and record["cost_usd"] == pytest.approx(row.cost_usd)
+        assert record["request_id"] == row.request_id and row.sandbox  # the sandbox's URLs are on 127.0.0.1
+        assert record["cost_usd"] == 0 and record["sandbox"] is True and record["would_cost_usd"] == pytest.approx(
+            row.cost_usd)
         assert "| shot-01-ff | `image/frames/shot-01-ff.png` |" in (project / "image/plan.md").read_text()
         assert seen and seen[-1].terminal and seen[-1].state == "completed"
         assert partials(project) == [] and sandbox.submission_count() == 1
@@ -131,7 +134,8 @@ async def test_the_same_request_is_one_submission_and_fresh_pays_again(project: 
         assert row.outputs[0]["path"] == "image/styles/gulls-2.png"  # the first take is kept
         assert (project / "image/styles/gulls.png").is_file()
         spend = st.ledger.spend()
-        assert spend["completed_jobs"] == 2 and spend["spent_usd"] == pytest.approx(2 * row.cost_usd)
+        assert spend["completed_jobs"] == 2 and spend["would_cost_usd"] == pytest.approx(2 * row.cost_usd)
+        assert spend["spent_usd"] == 0  # sandbox jobs: what the real provider would have charged, not spent
 
 
 async def test_a_deleted_result_is_made_again(project: Path, sandbox: Any) -> None:
@@ -198,7 +202,7 @@ async def test_cancel_a_queued_job_at_the_provider(project: Path, sandbox: Any) 
 # ---------------------------------------------------------------- a restart after a crash
 
 async def test_resume_settles_rows_a_crash_left_behind(project: Path, sandbox: Any) -> None:
-    async with studio(project, sandbox) as st:
+    async with studio(project, sandbox, sandboxes=()) as st:  # the sandbox as a paid provider
         before_pending = insert_like(st, request(st, "never sent"))
         before_submitting = insert_like(st, request(st, "maybe sent"))
         st.ledger.update(before_submitting.id, state="submitting", expect=("pending",))

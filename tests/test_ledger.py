@@ -101,7 +101,11 @@ def test_v1_ledger_upgrades_and_builds_the_records_it_built_before(tmp_path: Pat
             main = [o for o in row.outputs if not o.get("split_of")]
             built = [build_record(row, out, i, len(main))
                      for i, out in enumerate(row.outputs) if not out.get("split_of")]
-            assert built == expected[job_id]
+            # the fixture's jobs ran on the demo's sandbox (m005 reads it from their 127.0.0.1 handles): the same
+            # records, except that their cost is what the real provider would have charged, not a charge
+            assert row.sandbox
+            assert built == [{**e, "cost_usd": 0.0, "job_cost_usd": 0.0, "sandbox": True, "would_cost_usd": e["cost_usd"]}
+                             for e in expected[job_id]]
     finally:
         led.close()
 
@@ -109,7 +113,8 @@ def test_v1_ledger_upgrades_and_builds_the_records_it_built_before(tmp_path: Pat
 def test_v1_rows_keep_working_after_the_upgrade(tmp_path: Path) -> None:
     led = Ledger(load_v1(tmp_path))
     try:
-        assert led.spend() == {"spent_usd": round(0.15 + 0.2592 + 4.76, 4), "committed_usd": 0.0, "completed_jobs": 3}
+        assert led.spend() == {"spent_usd": 0.0, "committed_usd": 0.0, "completed_jobs": 3,
+                               "would_cost_usd": round(0.15 + 0.2592 + 4.76, 4)}  # sandbox jobs (m005)
         assert led.local_copy("http://127.0.0.1:35611/fal/cdn/files/out/7c417efa7708dc4b/placeholder.mp4") == \
             "video/clips/shot-01.mp4"
         # a write stores the spec as version 2, and it reads back the same
@@ -316,7 +321,14 @@ def test_spend_sums_costs_and_commitments(ledger: Ledger) -> None:
     job("queued", 1.0, "queued")
     job("running", 2.0, "running")
     job("unknown", 0.15, "unknown")  # may have been charged
-    assert ledger.spend() == {"spent_usd": 0.75, "committed_usd": 3.4, "completed_jobs": 2}
+    assert ledger.spend() == {"spent_usd": 0.75, "committed_usd": 3.4, "completed_jobs": 2, "would_cost_usd": 0.0}
+    # sandbox jobs: what they would have cost is reported apart; they are neither spent nor committed
+    done = add(ledger, "sandbox-done", estimate=5.0, sandbox=True)
+    ledger.update(done.id, state="completed", cost_usd=4.5)
+    add(ledger, "sandbox-running", estimate=7.0, sandbox=True)
+    assert ledger.spend() == {"spent_usd": 0.75, "committed_usd": 3.4, "completed_jobs": 3, "would_cost_usd": 4.5}
+    row = ledger.get(done.id)
+    assert row is not None and row.sandbox and row.charged_usd == 0.0 and row.would_cost_usd == 4.5
 
 
 def test_upload_cache_expires(ledger: Ledger) -> None:

@@ -182,7 +182,7 @@ async def test_an_unknown_price_says_unknown_and_needs_max_cost_usd(project: Pat
         assert dry.structured_content["estimate_usd"] is None and any("Price unknown" in w for w in dry.structured_content["warnings"])
         text = await refused(c, "generate_video", args)
         assert "price of this call is unknown" in text and "max_cost_usd" in text and "lists no price" in text
-    async with Client(build_server(make_settings(project, sandbox, budget_usd=5.0))) as c:
+    async with Client(build_server(make_settings(project, sandbox, budget_usd=5.0, sandboxes=()))) as c:
         text = await refused(c, "generate_video", args)
         assert "budget" in text and "unknown" in text and "Nothing was sent" in text
         text = await refused(c, "generate_video", {**args, "max_cost_usd": 6.0})

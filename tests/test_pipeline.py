@@ -128,7 +128,7 @@ async def test_one_refused_shot_fails_with_its_reason_and_the_rest_finish(client
 
 
 async def test_shot_selection_overrides_and_budget(project: Path, story: Path, sandbox: Any) -> None:
-    settings = make_settings(story, sandbox, budget_usd=1.0)
+    settings = make_settings(story, sandbox, budget_usd=1.0, sandboxes=())  # the sandbox as a paid provider
     async with Client(build_server(settings)) as c:
         plan = await ok(c, "run_storyboard", {"mode": "plan", "shots": ["1"], "hero_shots": ["1"],
                                               "overrides": {"1": {"duration": 8}}})
@@ -181,12 +181,12 @@ async def test_free_slots_go_to_the_longest_chain_first() -> None:
     assert got == ["portrait", "keyframe", "clip"]
 
 
-async def test_a_run_over_the_aivp_toml_budget_is_refused_whole(client: Client, story: Path, sandbox: Any) -> None:
+async def test_a_run_over_the_aivp_toml_budget_is_refused_whole(paid_client: Client, story: Path, sandbox: Any) -> None:
     (story / "aivp.toml").write_text("budget_usd = 2\n")
-    text = await refused(client, "run_storyboard", {"mode": "run"})
+    text = await refused(paid_client, "run_storyboard", {"mode": "run"})
     assert "budget" in text and "Nothing was sent" in text and "$2.00" in text
     assert sandbox.submission_count() == 0
-    status = await ok(client, "queue_status", {})
+    status = await ok(paid_client, "queue_status", {})
     assert status["budget_usd"] == 2
 
 

@@ -50,7 +50,7 @@ async def lost(c: Client, prompt: str, sandbox: Any, *, processed: bool = True, 
 
 
 async def test_one_match_is_adopted_and_lands_at_the_requested_output(project: Path, sandbox: Any) -> None:
-    async with Client(build_server(settings_for(project, sandbox))) as c:
+    async with Client(build_server(settings_for(project, sandbox, sandboxes=()))) as c:  # as a paid provider
         sandbox.fault("replicate_create", action="drop", after=True)
         r = await c.call_tool("generate_image", {"prompt": "a lost answer", "model": MODEL,
                                                  "output": "image/styles/lost.png"})

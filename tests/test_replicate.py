@@ -58,7 +58,8 @@ async def test_success_answered_by_the_waited_create(rep: Client, project: Path,
     assert sub.provider == "replicate" and sub.payload == {"prompt": "a red kite over dunes", "num_outputs": 2,
                                                            "aspect_ratio": "16:9", "output_format": "png"}
     record = json.loads((project / "image/log/kite.json").read_text())
-    assert record["provider"] == "replicate" and isinstance(record["seed"], int) and record["cost_usd"] == 0.003
+    assert record["provider"] == "replicate" and isinstance(record["seed"], int) and record["cost_usd"] == 0
+    assert record["sandbox"] is True and record["would_cost_usd"] == 0.003  # what Replicate would have charged
     assert record["output_url"].startswith(f"{sandbox.replicate_url}/delivery/")
     assert sandbox.submission_count(provider="replicate") == 1 and sandbox.submission_count(provider="fal") == 0
 
@@ -129,7 +130,9 @@ async def test_safety_refusal_and_a_transient_failure(rep: Client, project: Path
     assert "transient" in text and "PA" in text
     listing = await ok(rep, "queue_status", {})
     assert [j["status"] for j in listing["recent"][:2]] == ["failed", "failed"]
-    assert [j["cost_usd"] for j in listing["recent"][:2]] == [None, 0]  # a transient failure may be billed: unknown
+    assert [j["cost_usd"] for j in listing["recent"][:2]] == [0, 0]  # sandbox jobs: nothing charged
+    # what Replicate would have charged: a transient failure may be billed (unknown), a safety refusal is not
+    assert [j["would_cost_usd"] for j in listing["recent"][:2]] == [None, 0]
     assert partials(project) == [] and not (project / "image/generated").exists()
 
 

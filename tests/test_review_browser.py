@@ -165,7 +165,7 @@ def test_candidates_grid_and_lightbox(page: Any) -> None:
     assert cards(page) == ["ff-c1.png", "ff-c2.png", "ff-c3.png", "ff-c4.png"]
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=candidate] img')].every(i => i.naturalWidth > 0)")
     caption = page.locator('[data-testid="candidate"]').first.inner_text()
-    assert "nano-banana-pro" in caption and "seed " in caption and "$0.15" in caption
+    assert "nano-banana-pro" in caption and "seed " in caption and "sandbox ($0.15)" in caption  # nothing charged
     columns = page.eval_on_selector(".grid", "g => getComputedStyle(g).gridTemplateColumns.split(' ').length")
     assert columns == 2  # 2x2
     shot(page, "candidates")
@@ -272,6 +272,8 @@ def test_mark_failed_redo_and_the_board_follows_live(page: Any, studio: dict[str
     assert "| failed (review): the lens flare / pops |" in (root / "video/plan.md").read_text()
     page.goto(page.base + "#board")
     wait_status(page, 3, "failed")
+    spend = page.locator('[data-testid="spend"]').inner_text()
+    assert spend.startswith("Spent $0.00") and "(sandbox: $" in spend and "would have been charged)" in spend
     shot(page, "board-marked")
     sb.stick_queue(True)  # the redo waits in the provider's queue until released
     try:

@@ -69,7 +69,8 @@ async def test_generate_image_file_record_thumbnail_and_progress(client: Client,
     for field in ("id", "type", "file", "model", "mode", "status", "request_id", "prompt", "seed", "aspect_ratio",
                   "output_url", "cost_usd", "timestamp", "parameters", "provider"):
         assert field in record, field
-    assert record["type"] == "keyframe" and record["mode"] == "T2I" and record["cost_usd"] == pytest.approx(0.15)
+    assert record["type"] == "keyframe" and record["mode"] == "T2I" and record["cost_usd"] == 0  # a sandbox job:
+    assert record["sandbox"] is True and record["would_cost_usd"] == pytest.approx(0.15)  # what fal would charge
     plan = (project / "image/plan.md").read_text()
     assert "| 1 | shot-01-ff | `image/frames/shot-01-ff.png` | `fal-ai/nano-banana-pro` | T2I | done |" in plan
     body = await client.read_resource(job["files"][0]["uri"])
@@ -201,13 +202,13 @@ async def test_stuck_queue_then_cancel(client: Client, project: Path, sandbox: A
     assert sandbox.submission_count() == 1
 
 
-async def test_expired_output_url_is_a_clear_failure(client: Client, project: Path, sandbox: Any) -> None:
+async def test_expired_output_url_is_a_clear_failure(paid_client: Client, project: Path, sandbox: Any) -> None:
     sandbox.expire_outputs(404)
-    text = await refused(client, "generate_image", {"prompt": "an expired link"})
+    text = await refused(paid_client, "generate_image", {"prompt": "an expired link"})
     assert "expired" in text and "http" in text
     assert not (project / "image/generated").exists() or list((project / "image/generated").iterdir()) == []
     assert partials(project) == []
-    listing = await ok(client, "queue_status", {})
+    listing = await ok(paid_client, "queue_status", {})
     assert listing["recent"][0]["status"] == "failed" and listing["recent"][0]["cost_usd"] == pytest.approx(0.15)
 
 
@@ -245,7 +246,7 @@ async def test_outputs_outside_the_project_are_refused(client: Client, project: 
 
 
 async def test_budget_cap_refuses_before_submit(project: Path, sandbox: Any) -> None:
-    settings = make_settings(project, sandbox, budget_usd=0.20)
+    settings = make_settings(project, sandbox, budget_usd=0.20, sandboxes=())  # the sandbox as a paid provider
     async with Client(build_server(settings)) as c:
         await ok(c, "generate_image", {"prompt": "within budget"})
         text = await refused(c, "generate_image", {"prompt": "over budget"})
@@ -414,17 +415,17 @@ async def test_large_uploads_use_multipart_and_fall_back_to_a_signed_url(project
             assert (await http.get(small["url"])).content == (project / "image/big.png").read_bytes()
 
 
-async def test_lost_submit_answer_is_not_repeated_without_fresh(client: Client, project: Path, sandbox: Any) -> None:
+async def test_lost_submit_answer_is_not_repeated_without_fresh(paid_client: Client, project: Path, sandbox: Any) -> None:
     sandbox.fault("submit", action="drop", after=True)  # fal takes the job, the answer never arrives
     args = {"prompt": "did it go through?"}
-    text = await refused(client, "generate_image", args)
+    text = await refused(paid_client, "generate_image", args)
     assert "did not send it again" in text and "fresh=true" in text
     assert sandbox.submission_count() == 1
-    text = await refused(client, "generate_image", args)
+    text = await refused(paid_client, "generate_image", args)
     assert "answer was lost" in text and sandbox.submission_count() == 1
-    status = await ok(client, "queue_status", {})
+    status = await ok(paid_client, "queue_status", {})
     assert status["recent"][0]["status"] == "unknown" and status["committed_usd"] == pytest.approx(0.15)
-    job = await ok(client, "generate_image", {**args, "fresh": True})
+    job = await ok(paid_client, "generate_image", {**args, "fresh": True})
     assert job["status"] == "completed" and sandbox.submission_count() == 2
 
 
@@ -495,23 +496,23 @@ async def test_an_unsaveable_target_is_refused_before_anything_is_paid(client: C
     assert "'|'" in text and sandbox.submission_count() == 0
 
 
-async def test_a_failed_save_keeps_the_paid_job_and_retries_on_queue_status(client: Client, project: Path,
+async def test_a_failed_save_keeps_the_paid_job_and_retries_on_queue_status(paid_client: Client, project: Path,
                                                                              sandbox: Any) -> None:
     # Issue 9: a save that fails after payment ends 'unsaved' (terminal, paid, with where the files are),
     # not an endless 'fetching'; queue_status saves it again, under another name if asked.
-    first = await ok(client, "generate_image", {"prompt": "blocked save [sandbox:slow=0.6]",
+    first = await ok(paid_client, "generate_image", {"prompt": "blocked save [sandbox:slow=0.6]",
                                                  "output": "image/frames/shot-09-ff.png", "wait_s": 0})
     (project / "image").mkdir(exist_ok=True)
     (project / "image" / "frames").write_text("a file where a folder should be")  # appears after the submit
-    r = await client.call_tool("queue_status", {"job_id": first["job_id"], "wait_s": 10})
+    r = await paid_client.call_tool("queue_status", {"job_id": first["job_id"], "wait_s": 10})
     assert r.is_error
     text = r.content[0].text
     assert "unsaved" in text and "could not save the result of this paid job" in text and "queue_status" in text
-    listing = await ok(client, "queue_status", {})
+    listing = await ok(paid_client, "queue_status", {})
     row = next(j for j in listing["recent"] if j["job_id"] == first["job_id"])
     assert row["status"] == "unsaved" and row["cost_usd"] > 0 and listing["committed_usd"] == 0
     assert partials(project) == []
-    moved = await ok(client, "queue_status", {"job_id": first["job_id"], "output": "image/styles/rescued.png",
+    moved = await ok(paid_client, "queue_status", {"job_id": first["job_id"], "output": "image/styles/rescued.png",
                                               "wait_s": 10})
     assert moved["job"]["status"] == "completed" and (project / "image/styles/rescued.png").is_file()
     assert sandbox.submission_count() == 1

@@ -49,7 +49,7 @@ async def test_a_dead_cached_link_is_uploaded_again_and_resubmitted_once(project
         assert job["status"] == "completed" and (project / job["files"][0]["path"]).is_file()
         assert uploads(sandbox) == before_uploads + 1 and sandbox.submission_count() == before_submits + 2
         assert any("not charged" in w for w in job["warnings"])
-        assert job["cost_usd"] == pytest.approx(job["estimate_usd"])  # paid once
+        assert job["would_cost_usd"] == pytest.approx(job["estimate_usd"])  # paid once (were it not a sandbox)
         third = await ok(c, "generate_video", {"prompt": "third take", "image": "image/frames/shot-02-ff.png"})
         assert third["status"] == "completed" and uploads(sandbox) == before_uploads + 1  # the new link is reused
 

@@ -295,13 +295,16 @@ def _jobs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"jobs": [{"id": r.id, "state": r.state, "model": r.model_id, "endpoint": r.endpoint,
                                     "request_id": r.request_id, "files": [o["path"] for o in r.outputs],
-                                    "estimate_usd": r.estimate_usd, "cost_usd": r.cost_usd, "error": r.error,
+                                    "estimate_usd": r.estimate_usd, "cost_usd": r.charged_usd, "sandbox": r.sandbox,
+                                    "would_cost_usd": r.would_cost_usd, "error": r.error,
                                     "created_at": r.created_at} for r in rows], "spend": spend}, indent=2))
         return 0
     for r in rows:
         files = ", ".join(o["path"] for o in r.outputs) or (r.error or "")[:60]
-        print(f"{r.id}  {r.state:<10} {r.model_id:<24} {files}")
-    print(f"spent ${spend['spent_usd']:.2f}, running ${spend['committed_usd']:.2f}, {spend['completed_jobs']} completed")
+        print(f"{r.id}  {r.state:<10} {r.model_id:<24} {'sandbox  ' if r.sandbox else ''}{files}")
+    sandbox = f", ${spend['would_cost_usd']:.2f} would have been charged (sandbox)" if spend["would_cost_usd"] else ""
+    print(f"spent ${spend['spent_usd']:.2f} (real), running ${spend['committed_usd']:.2f}{sandbox}, "
+          f"{spend['completed_jobs']} completed")
     return 0
 
 

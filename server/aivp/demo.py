@@ -149,6 +149,11 @@ async def _demo(root: Path, env: dict[str, str], sb: Any) -> int:
         again = await call("run_storyboard", {"mode": "run", "multi_shot": True, "wait_s": 30})
         say(f"\n3. The same run again: {again['status']}, {sb.submission_count() - before} new submission(s) "
             "(done shots are never paid twice)")
+        spend = await client.call_tool("queue_status", {"limit": 3})
+        say("\n4. queue_status(): sandbox jobs are kept apart from real spend; the newest jobs, one a line:")
+        for line in text_of(spend).splitlines():
+            say(f"     {line}")
+        spent = dict(spend.structured_content or {})
 
     say(f"\nDone in {time.monotonic() - t0:.1f} s. What is where:")
     made: dict[str, list[str]] = {}
@@ -167,6 +172,7 @@ async def _demo(root: Path, env: dict[str, str], sb: Any) -> int:
         say(f"   {c['output'].get('check', {}).get('message', c['file'] + ': not checked')}")
     say(f"Progress tables: {root / 'image/plan.md'} and {root / 'video/plan.md'}")
     say(f"Ledger of every job: {root / '.aivp' / 'ledger.sqlite3'} (try: aivp jobs --project {root})")
-    say(f"On the real models this run would have cost about ${cost:.2f}; here it cost nothing.")
+    say(f"On the real models this run would have cost about ${cost:.2f}; here real spend is "
+        f"${spent['spent_usd']:.2f}: every job went to the sandbox.")
     say(f"Submissions the sandbox received: {sb.submission_count()}")
     return 0

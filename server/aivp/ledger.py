@@ -95,10 +95,21 @@ class JobRow:
     heartbeat_at: float | None = None  # when that process last said it is alive (unix time)
     started_by: str | None = None  # who started it over HTTP (the token's subject); None: a local client
     canceled_by: str | None = None  # who asked to cancel it, when someone did
+    sandbox: bool = False  # sent to a sandbox: `cost_usd` is what the real provider would have charged
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def charged_usd(self) -> float | None:
+        """What the provider charged: `cost_usd`, or 0 for a sandbox job."""
+        return 0.0 if self.sandbox else self.cost_usd
+
+    @property
+    def would_cost_usd(self) -> float | None:
+        """A sandbox job's price on the real provider (None for a real job, or when unknown)."""
+        return self.cost_usd if self.sandbox else None
 
     @classmethod
     def from_sql(cls, row: sqlite3.Row) -> JobRow:
@@ -109,6 +120,7 @@ class JobRow:
             if f.name in _JSON_FIELDS:
                 value = json.loads(value) if value else _JSON_FIELDS[f.name]()
             decoded[f.name] = value
+        decoded["sandbox"] = bool(decoded["sandbox"])
         decoded["spec"] = JobSpec.from_json(decoded["spec"])  # any stored version, read back typed
         return cls(**decoded)
 
@@ -192,6 +204,7 @@ class Ledger:
         guard: Callable[[], None] | None = None,
         owner: str | None = None,
         started_by: str | None = None,
+        sandbox: bool = False,
     ) -> tuple[JobRow, bool]:
         """Insert a pending job, unless `reuse` picks an existing row with the same key.
 
@@ -212,10 +225,10 @@ class Ledger:
             job_id, at = new_id(), now_iso()
             db.execute(
                 """INSERT INTO jobs (id, idem_key, tool, model_id, provider, endpoint, task, state,
-                   request_json, spec_json, estimate_usd, created_at, updated_at, owner, heartbeat_at, started_by)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   request_json, spec_json, estimate_usd, created_at, updated_at, owner, heartbeat_at, started_by,
+                   sandbox) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (job_id, idem_key, tool, model_id, provider, endpoint, task, _dump(request), _dump(spec),
-                 estimate_usd, at, at, owner, time.time() if owner else None, started_by),
+                 estimate_usd, at, at, owner, time.time() if owner else None, started_by, int(sandbox)),
             )
             db.execute("INSERT INTO events VALUES (?, ?, 'pending', NULL)", (job_id, at))
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -331,28 +344,26 @@ class Ledger:
     # ---------------------------------------------------------------- money
 
     def spend(self) -> dict[str, float]:
-        """Spent (jobs that cost something) and committed (running jobs, and submits of unknown outcome)."""
+        """Spent (jobs that cost something) and committed (running jobs, and submits of unknown outcome), both real;
+        `would_cost_usd`: what sandbox jobs would have cost on the real providers (never spent, never committed)."""
+        maybe = (*ACTIVE_STATES, "unknown")  # 'unknown' jobs may have been charged: committed until someone checks
         with self._lock:
-            spent = self._db.execute(
-                "SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE cost_usd IS NOT NULL"
-            ).fetchone()[0]
-            # 'unknown' jobs may have been charged: count them as committed until someone checks
-            maybe = (*ACTIVE_STATES, "unknown")
-            committed = self._db.execute(
-                f"SELECT COALESCE(SUM(estimate_usd), 0) FROM jobs WHERE state IN ({','.join('?' * len(maybe))})",
-                maybe,
-            ).fetchone()[0]
-            jobs = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'completed'").fetchone()[0]
-        return {"spent_usd": round(spent, 4), "committed_usd": round(committed, 4), "completed_jobs": jobs}
+            spent, would, committed, jobs = self._db.execute(
+                "SELECT COALESCE(SUM(CASE WHEN sandbox = 0 THEN cost_usd END), 0), COALESCE(SUM(CASE WHEN sandbox = 1 "
+                f"THEN cost_usd END), 0), COALESCE(SUM(CASE WHEN sandbox = 0 AND state IN ({','.join('?' * len(maybe))}) "
+                "THEN estimate_usd END), 0), COALESCE(SUM(state = 'completed'), 0) FROM jobs", maybe).fetchone()
+        return {"spent_usd": round(spent, 4), "committed_usd": round(committed, 4), "completed_jobs": jobs,
+                "would_cost_usd": round(would, 4)}
 
     def spend_since(self, since: str, started_by: str | None) -> float:
-        """What the jobs one caller started since `since` cost or may cost (None: jobs with no recorded starter)."""
+        """What the jobs one caller started since `since` cost or may cost (None: jobs with no recorded starter);
+        sandbox jobs cost nothing."""
         maybe = (*ACTIVE_STATES, "unknown")
         with self._lock:
             value = self._db.execute(
                 f"""SELECT COALESCE(SUM(CASE WHEN cost_usd IS NOT NULL THEN cost_usd
                        WHEN state IN ({','.join('?' * len(maybe))}) THEN estimate_usd ELSE 0 END), 0)
-                   FROM jobs WHERE created_at >= ? AND started_by IS ?""",
+                   FROM jobs WHERE created_at >= ? AND started_by IS ? AND sandbox = 0""",
                 (*maybe, since, started_by),
             ).fetchone()[0]
         return round(float(value), 4)

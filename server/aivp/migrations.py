@@ -93,3 +93,19 @@ migration(
     ALTER TABLE uploads ADD COLUMN scope TEXT NOT NULL DEFAULT ''
     """,
 )
+
+
+# A job sent to a sandbox (a provider whose base URLs are on this machine) costs nothing: its cost is what the
+# real provider would have charged, reported apart and never counted against a budget. Earlier rows are judged by
+# the URLs they kept: a handle (fal's and Replicate's status URLs) or an output on a loopback host is a sandbox
+# job. A row with neither (BytePlus keeps no URL in its handle; jobs that ended before the submit) stays a real
+# job: counted, never hidden, since a real charge must not be lost from the budget.
+migration(
+    "m005_sandbox",
+    """
+    ALTER TABLE jobs ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET sandbox = 1 WHERE handle_json LIKE '%://127.0.0.1:%' OR handle_json LIKE '%://localhost:%'
+        OR handle_json LIKE '%://[::1]:%' OR outputs_json LIKE '%://127.0.0.1:%'
+        OR outputs_json LIKE '%://localhost:%' OR outputs_json LIKE '%://[::1]:%'
+    """,
+)

@@ -9,12 +9,14 @@ never prints its value; `redact()` scrubs every known secret from any text as de
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, MissingKeyError
 from .registry import BUILTIN, PROVIDER_NAMES, key_help
@@ -26,6 +28,7 @@ VARIABLES: dict[str, str] = {
     "AIVP_PROVIDERS": "Provider preference for models several providers serve, e.g. byteplus,fal,replicate (default: the ones with a key, in catalog order).",
     "AIVP_IMAGE_MODEL": "Image model used when a call names none (any catalog name or alias; 'fal' = fal routing). Default: seedream on BytePlus when ARK_API_KEY is set, else nano-banana-pro.",
     "AIVP_PROJECT_DIR": "Project root (default: --project, else the working directory).",
+    "AIVP_SANDBOX": "1: the providers whose base URLs all point at this machine are aivp's sandbox; their jobs are placeholders, cost nothing and never count against a budget (`aivp sandbox` prints it with the URLs).",
     "AIVP_EXTRA_ROOTS": "More folders aivp may read inputs from, separated by the OS path separator.",
     "AIVP_BUDGET_USD": "Spending cap for this project; a submit that would pass it is refused before it is sent.",
     "AIVP_WAIT_S": "Default seconds a generation call waits before returning a job handle (default 45).",
@@ -152,6 +155,12 @@ class Settings:
     read_timeout_s: float = 120.0
     # a lost submit the provider does not list this long after it left was never taken (listings lag a little)
     settle_after_s: float = 30.0
+    # providers that are sandboxes (their jobs cost nothing and never count against a budget); None: with
+    # AIVP_SANDBOX=1 (the sandbox's own variables say it), every provider whose base URLs all point at this
+    # machine. Loopback alone is not enough: a local proxy to the real service is loopback too, and its jobs
+    # are paid. Tests set () to treat the sandbox as a paid provider.
+    sandboxes: tuple[str, ...] | None = None
+    sandbox_declared: bool = False
     env_files: tuple[Path, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -206,6 +215,7 @@ class Settings:
             public_url=_opt_url(env, "AIVP_PUBLIC_URL"),
             allowed_hosts=_list(env, "AIVP_ALLOWED_HOSTS"),
             allowed_origins=_list(env, "AIVP_ALLOWED_ORIGINS"),
+            sandbox_declared=env.get("AIVP_SANDBOX", "").strip().lower() in ("1", "true", "yes", "on"),
             env_files=tuple(f for f in files if f.is_file()),
         )
         if settings.budget_usd is not None and settings.budget_usd < 0:
@@ -232,6 +242,13 @@ class Settings:
     def url(self, provider: str, role: str = "api") -> str:
         """A provider's base URL for one role (fal: "queue", "rest", "cdn"; the others: "api")."""
         return self.urls[provider][role]
+
+    def sandboxed(self, provider: str) -> bool:
+        """True when this provider's jobs go to a sandbox, not to a paid service."""
+        if self.sandboxes is not None:
+            return provider in self.sandboxes
+        urls = self.urls.get(provider, {}).values()
+        return self.sandbox_declared and bool(urls) and all(is_loopback_url(u) for u in urls)
 
     def secrets(self) -> list[str]:
         """Every secret value this process holds, for redaction."""
@@ -261,6 +278,17 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     if not url.startswith(("https://", "http://")):
         raise ConfigError(f"{name}={url!r} must be an http(s) URL.")
     return url
+
+
+def is_loopback_url(url: str) -> bool:
+    """A URL on this machine (localhost, 127.0.0.0/8, ::1): no provider bills a request sent there."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _opt_url(env: Mapping[str, str], name: str) -> str | None:

@@ -33,6 +33,7 @@ class ItemResult(BaseModel):
     model: str | None = None
     estimate_usd: float | None = None
     cost_usd: float | None = None
+    sandbox: bool = False  # sent to a sandbox: a placeholder, nothing charged
     error: str | None = None
 
 
@@ -148,7 +149,7 @@ def result_of(state: Studio, item: Item) -> ItemResult:
     row = state.runner.get(item.job_id)
     return ItemResult(label=item.label, status=row.state, job_id=row.id, files=[o["path"] for o in row.outputs],
                       model=row.model_id, estimate_usd=round(row.estimate_usd, 4),
-                      cost_usd=0.0 if item.reused or item.shared else row.cost_usd,
+                      cost_usd=0.0 if item.reused or item.shared else row.charged_usd, sandbox=row.sandbox,
                       error=state.settings.redact(row.error) if row.error and row.state != "completed" else None)
 
 

@@ -43,6 +43,8 @@ class Candidate(BaseModel):
     model: str | None = None
     seed: int | None = None
     cost_usd: float | None = None
+    sandbox: bool = False  # made on a sandbox: a placeholder; would_cost_usd is its price on the real model
+    would_cost_usd: float | None = None
 
 
 @dataclass
@@ -229,7 +231,8 @@ def select(studio: Studio, number: int, path: Path) -> list[str]:
     when = now_iso()
     record = record_of(project, path)
     project.write_json(project.record_path("image", dest), {  # a copy: what it cost stays on the candidate's record
-        **{k: v for k, v in record.items() if k != "job_cost_usd"}, "id": dest.stem, "type": "keyframe", "file": frame_rel,
+        **{k: v for k, v in record.items() if k not in ("job_cost_usd", "would_cost_usd")}, "id": dest.stem,
+        "type": "keyframe", "file": frame_rel,
         "cost_usd": 0.0, "selected_from": rel, "selected_at": when})
     chosen = {**selection(project, number), frame: rel, f"{frame}_selected_at": when}
     project.write_json(project.root / layout.selection_file(number), chosen)
@@ -285,9 +288,10 @@ def listing(studio: Studio, number: int) -> tuple[list[Candidate], dict[str, str
     out = []
     for _, _, _, p, m in sorted(found, key=lambda x: x[:3]):
         rel, record = project.rel(p), record_of(project, p)
-        cost, seed = record.get("cost_usd"), record.get("seed")
+        cost, seed, would = record.get("cost_usd"), record.get("seed"), record.get("would_cost_usd")
         out.append(Candidate(file=rel, frame=KIND_OF[m[1]], source=SOURCE[m[2]], selected=chosen.get(KIND_OF[m[1]]) == rel,
                              model=record.get("model"), seed=seed if isinstance(seed, int) else None,
-                             cost_usd=cost if isinstance(cost, int | float) else None))
+                             cost_usd=cost if isinstance(cost, int | float) else None, sandbox=record.get("sandbox") is True,
+                             would_cost_usd=would if isinstance(would, int | float) else None))
     frames = {f: layout.frame_path(number, f) for f in FRAMES if project.exists(layout.frame_path(number, f))}
     return out, frames

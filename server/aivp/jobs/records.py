@@ -64,8 +64,9 @@ def build_record(row: JobRow, out: dict[str, Any], index: int, count: int) -> di
         "references": extra.get("references", []),
         "output_url": out.get("url"),
         f"{'video' if out.get('kind') == 'video' else 'image'}_url": out.get("url"),
-        "cost_usd": round((row.cost_usd or 0.0) / max(count, 1), 4),
-        "job_cost_usd": row.cost_usd,
+        "cost_usd": round((row.charged_usd or 0.0) / max(count, 1), 4),
+        "job_cost_usd": row.charged_usd,
+        **_sandbox(row, count),
         "estimate": spec.estimate,
         "output": {k: out.get(k) for k in ("sha256", "bytes", "content_type", "width", "height", "duration_s",
                                              "fps", "has_audio", "check", "poster") if out.get(k) is not None},
@@ -96,8 +97,8 @@ def shot_record(row: JobRow, out: dict[str, Any]) -> dict[str, Any]:
         "endpoint": row.endpoint, "provider": row.provider, "mode": row.spec.mode, "status": row.state,
         "job_id": row.id, "prompt": shot.prompt if shot else None, "sent_prompt": shot.sent_prompt if shot else None,
         "duration": shot.duration if shot else None, "shot_in_group": out.get("shot"),
-        "group": {"file": out.get("split_of"), "job_id": row.id, "cost_usd": row.cost_usd,
-                  "shots": len(row.spec.shots)},
+        "group": {"file": out.get("split_of"), "job_id": row.id, "cost_usd": row.charged_usd,
+                  "shots": len(row.spec.shots), **_sandbox(row, 1)},
         "cost_usd": 0.0,
         "output": {k: out.get(k) for k in ("bytes", "width", "height", "duration_s", "has_audio", "check", "poster")
                    if out.get(k) is not None},
@@ -105,6 +106,14 @@ def shot_record(row: JobRow, out: dict[str, Any]) -> dict[str, Any]:
         "timestamp": row.finished_at or now_iso(),
     }
     return {k: v for k, v in record.items() if v is not None}
+
+
+def _sandbox(row: JobRow, count: int) -> dict[str, Any]:
+    """A sandbox job's record says so, and what the output would have cost on the real provider (its share)."""
+    if not row.sandbox:
+        return {}
+    would = round(row.would_cost_usd / max(count, 1), 4) if row.would_cost_usd is not None else None
+    return {"sandbox": True, "would_cost_usd": would}
 
 
 def output_kind(row: JobRow, out: dict[str, Any]) -> str:

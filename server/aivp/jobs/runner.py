@@ -101,11 +101,14 @@ class JobRunner(Reconciler):
         `started_by` (a remote caller's token subject) is recorded on a job this call creates; a call that
         joins an identical job leaves its starter as it was."""
         project = self.project
+        sandbox = self.settings.sandboxed(req.provider)  # costs nothing: the budget is left alone
 
         def reuse(rows: list[JobRow]) -> JobRow | None:
             if req.fresh:
                 return None
             for r in rows:
+                if r.sandbox != sandbox:  # a sandbox's placeholder never answers a real call, nor the other way round
+                    continue
                 if r.state in (*ACTIVE_STATES, "unsaved") or (r.state == "completed" and
                                                                outputs.still_there(project, r.outputs)):
                     return r
@@ -128,8 +131,8 @@ class JobRunner(Reconciler):
         row, created = self.ledger.insert(
             idem_key=req.idem_key(), tool=req.tool, model_id=b.model.id, provider=req.provider,
             endpoint=b.route.endpoint, task=b.endpoint.task, request=record_payload(b.payload), spec=req.spec(),
-            estimate_usd=round(req.estimate.usd, 6), reuse=reuse, guard=within_budget, owner=self.owner,
-            started_by=started_by,
+            estimate_usd=round(req.estimate.usd, 6), reuse=reuse, guard=None if sandbox else within_budget,
+            owner=self.owner, started_by=started_by, sandbox=sandbox,
         )
         if created:
             self._payloads[row.id] = (b.payload, req.fresh)
@@ -152,7 +155,8 @@ class JobRunner(Reconciler):
                        warnings=("Submitted outside aivp: its input and cost are not known here.",))
         row, _ = self.ledger.insert(idem_key=f"adopt:{provider}:{endpoint}:{request_id}", tool="queue_status",
                                     model_id=model_id, provider=provider, endpoint=endpoint, task=task, request={},
-                                    spec=spec, estimate_usd=0.0, owner=self.owner)
+                                    spec=spec, estimate_usd=0.0, owner=self.owner,
+                                    sandbox=self.settings.sandboxed(provider))
         row = self.ledger.update(row.id, state="queued", request_id=request_id, handle=handle.to_json(),
                                  submitted_at=now_iso(), event="adopted")
         self._spawn(row.id)

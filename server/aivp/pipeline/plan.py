@@ -71,11 +71,13 @@ class Step:
     model: str = ""
     endpoint: str = ""
     mode: str = ""
+    sandbox: bool = False  # its provider is a sandbox: a placeholder, nothing charged
 
     def public(self) -> dict[str, Any]:
         return {"key": self.key, "kind": self.kind, "shots": self.shots, "files": self.targets, "status": self.status,
                 "model": self.model, "endpoint": self.endpoint, "mode": self.mode, "estimate_usd": round(self.estimate_usd, 4),
-                "job_id": self.job_id, "error": self.error, "note": self.note, "waits_for": self.deps}
+                "job_id": self.job_id, "error": self.error, "note": self.note, "waits_for": self.deps,
+                **({"sandbox": True} if self.sandbox else {})}
 
 
 def _const(call: Call) -> Callable[[Studio, frozenset[str]], Call]:

@@ -55,9 +55,18 @@ def _clip(studio: Studio, number: int, marks: dict[str, str], rows: dict[str, li
     url = record.get("video_url") or record.get("output_url")
     return {"file": rel, "poster": poster if project.exists(poster) else None, "duration_s": duration,
             "model": record.get("model") or (cells[3].strip("`") if cells else None),
-            "cost_usd": cost if isinstance(cost, int | float) else None,
+            "cost_usd": cost if isinstance(cost, int | float) else None, **_sandbox(record),
             "url": url if isinstance(url, str) else None, "plan_status": cells[5] if cells else None,
             "failed": rel in marks, "note": marks.get(rel)}
+
+
+def _sandbox(record: dict[str, Any]) -> dict[str, Any]:
+    """A clip made on a sandbox: a placeholder, and what it would have cost on the real model (a shot cut from a
+    group clip has no cost of its own: its group's record carries it)."""
+    if record.get("sandbox") is not True:
+        return {}
+    would = record.get("would_cost_usd")
+    return {"sandbox": True, "would_cost_usd": would if isinstance(would, int | float) else None}
 
 
 def review_shots(studio: Studio) -> dict[str, Any]:

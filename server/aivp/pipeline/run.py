@@ -85,6 +85,7 @@ async def estimate(state: Studio, steps: list[Step]) -> None:
         if VOICED in why and VOICED not in s.note:
             s.note += f"; {why[why.index(VOICED):]}"
         s.model, s.endpoint, s.mode = req.built.model.id, req.built.route.endpoint, req.mode
+        s.sandbox = state.settings.sandboxed(req.provider)
         s.estimate_usd = 0.0 if s.status == "exists" else req.estimate.usd
 
 

@@ -46,7 +46,7 @@ DIRECTIVES = ("[sandbox:interrupted]", "[sandbox:refuse-image=N]")
 def env(base_url: str) -> dict[str, str]:
     """The environment variables that point aivp's clients (fal, Replicate, BytePlus) at a sandbox."""
     return {**control.env(base_url), "AIVP_REPLICATE_URL": f"{base_url}/replicate",
-            "AIVP_ARK_URL": f"{base_url}/byteplus/api/v3"}
+            "AIVP_ARK_URL": f"{base_url}/byteplus/api/v3", "AIVP_SANDBOX": "1"}
 
 
 def route_names() -> frozenset[str]:

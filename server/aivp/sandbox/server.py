@@ -143,7 +143,8 @@ class Sandbox:
         return f"{self.url}/byteplus/api/v3"
 
     def env(self) -> dict[str, str]:
-        """AIVP_FAL_QUEUE_URL, AIVP_FAL_REST_URL, AIVP_FAL_CDN_URL, AIVP_FAL_API_URL, AIVP_REPLICATE_URL and AIVP_ARK_URL."""
+        """AIVP_FAL_QUEUE_URL, AIVP_FAL_REST_URL, AIVP_FAL_CDN_URL, AIVP_FAL_API_URL, AIVP_REPLICATE_URL, AIVP_ARK_URL
+        and AIVP_SANDBOX=1 (these providers are the sandbox: placeholders, no charge)."""
         return _env(self.url)
 
     # -- what happened ---------------------------------------------------------------------

@@ -115,4 +115,6 @@ def register(mcp: MCPServer[Any]) -> None:
         for r in results:
             counts[r.status] = counts.get(r.status, 0) + 1
         text = f"Batch of {len(results)}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f". {nxt}"
+        if any(r.sandbox for r in results):
+            text += " Sandbox run: the files are placeholders and nothing was charged."
         return CallToolResult(content=[TextContent(text=text)], structured_content=out.model_dump(mode="json"))

@@ -129,6 +129,8 @@ class JobResult(BaseModel):
     files: list[FileOut] = []
     estimate_usd: float | None = Field(description="What aivp expects the job to cost; null when the price is unknown")
     cost_usd: float | None = None
+    sandbox: bool = Field(default=False, description="Sent to a sandbox: a placeholder, nothing charged")
+    would_cost_usd: float | None = Field(default=None, description="A sandbox job's price on the real provider")
     seed: int | None = None
     queue_position: int | None = None
     logs: list[str] = []
@@ -157,7 +159,8 @@ def job_result(state: Studio, row: JobRow, *, reused: bool = False) -> JobResult
     return JobResult(
         job_id=row.id, status=row.state, done=not row.active, model=row.model_id, endpoint=row.endpoint,
         provider=row.provider, request_id=row.request_id, reused=reused, started_by=row.started_by, files=files,
-        estimate_usd=round(row.estimate_usd, 4), cost_usd=row.cost_usd if not reused else 0.0,
+        estimate_usd=round(row.estimate_usd, 4), cost_usd=row.charged_usd if not reused else 0.0,
+        sandbox=row.sandbox, would_cost_usd=row.would_cost_usd if not reused else None,
         seed=seed if isinstance(seed, int) else None, queue_position=row.queue_position, logs=row.logs[-5:],
         elapsed_s=_elapsed(row), warnings=[*row.spec.warnings, *_check_warnings(row)],
         error=state.settings.redact(row.error) if row.error else None,
@@ -251,7 +254,9 @@ def _summary(r: JobResult, note: str) -> str:
     head = f"Job {r.job_id} [{r.model}] {r.status}"
     if r.done and r.files:
         paths = ", ".join(f.path for f in r.files)
-        cost = "no charge (reused)" if r.reused else f"~${(r.cost_usd or 0):.3f}"
+        cost = "no charge (reused)" if r.reused else (
+            f"sandbox placeholder, no charge; ~${r.would_cost_usd or 0:.3f} on the real provider" if r.sandbox
+            else f"~${(r.cost_usd or 0):.3f}")
         text = f"{head}: {paths} ({cost})."
     else:
         text = f"{head}. {r.next_step}"

@@ -136,6 +136,8 @@ async def consent(ctx: Context[Any, Any], state: Studio, spend: Spend,
             f"{why}, and this client cannot ask the user.{given} Ask the user whether to spend ${shown:.2f}; if they "
             f"agree, call again with the same arguments and confirm_spend_usd={shown:.2f}. Nothing was charged.")
     message = f"Spend about ${shown:.2f}? aivp would make {spend.what} with {spend.model}. Asked because {why}."
+    if all(state.settings.sandboxed(p) for p in state.settings.urls):  # every provider here is a sandbox
+        message += " (Sandbox: placeholders, nothing is charged; the amount is what the real models would cost.)"
     params = {"consent": (Resolve(AskToSpend(message)), True)}
     try:
         with anyio.fail_after(ANSWER_TIMEOUT_S):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -27,6 +28,8 @@ class JobLine(BaseModel):
     files: list[str]
     estimate_usd: float
     cost_usd: float | None
+    sandbox: bool = False
+    would_cost_usd: float | None = None
     error: str | None = None
 
 
@@ -41,8 +44,9 @@ class Cancelled(BaseModel):
 class QueueStatus(BaseModel):
     job: JobResult | None = Field(default=None, description="The job asked about")
     recent: list[JobLine] = Field(default=[], description="Recent jobs, newest first (when no job was named)")
-    spent_usd: float
+    spent_usd: float = Field(description="Real spend: what providers charged")
     committed_usd: float = Field(description="Estimated cost of jobs still running")
+    would_cost_usd: float = Field(description="What sandbox jobs would have cost; never spent")
     budget_usd: float | None
 
 
@@ -63,16 +67,13 @@ def register(mcp: MCPServer[Any]) -> None:
         """A job's state (queue position, logs, elapsed) and, once done, its files; with no job_id, recent jobs and
         spend. Collects jobs that outlived their call, also after a restart; wait_s waits, sending progress."""
         state = state_of(ctx)
-        spend = state.ledger.spend()
-        base = {"spent_usd": spend["spent_usd"], "committed_usd": spend["committed_usd"],
-                "budget_usd": state.budget()}
+        base = _spend(state)
         if job_id is None and request_id is None:
             who = state.caller if started_by == "me" else started_by
             rows = state.ledger.recent(limit, starter=(who,) if started_by else None)
             status = QueueStatus(recent=[_line(r) for r in rows], **base)
             whose = f" started by {who or 'a local client'}" if started_by else ""
-            text = (f"{len(rows)} recent job(s){whose}; ${spend['spent_usd']:.2f} spent, "
-                    f"${spend['committed_usd']:.2f} running.")
+            text = "\n".join([f"{len(rows)} recent job(s){whose}; {spend_text(base)}", *map(_text_line, rows)])
             return CallToolResult(content=[TextContent(text=text)], structured_content=status.model_dump(mode="json"))
         note = ""
         if job_id is None:
@@ -89,8 +90,7 @@ def register(mcp: MCPServer[Any]) -> None:
                                             f"{row.id} is {row.state}.")
             started = Started(row, False)
         row = await follow(ctx, started, wait_s) if started.row.active else started.row
-        spend = state.ledger.spend()  # after the wait: what the job came to counts now
-        base.update(spent_usd=spend["spent_usd"], committed_usd=spend["committed_usd"])
+        base = _spend(state)  # after the wait: what the job came to counts now
         return await _status_result(state, row, base, note)
 
     @mcp.tool(title="Cancel job", annotations=ToolAnnotations(
@@ -104,7 +104,7 @@ def register(mcp: MCPServer[Any]) -> None:
         running one may still finish, be billed and be saved."""
         state = state_of(ctx)
         row, note = await state.runner.cancel(job_id, by=state.caller)
-        result = Cancelled(job_id=row.id, request_id=row.request_id, status=row.state, note=note, cost_usd=row.cost_usd)
+        result = Cancelled(job_id=row.id, request_id=row.request_id, status=row.state, note=note, cost_usd=row.charged_usd)
         text = f"Job {row.id}: {note} Status: {row.state}."
         return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
 
@@ -135,8 +135,40 @@ async def _status_result(state: Studio, row: JobRow, base: dict[str, Any], note:
     return CallToolResult(content=result.content, structured_content=payload.model_dump(mode="json"))
 
 
+def _spend(state: Studio) -> dict[str, Any]:
+    spend = state.ledger.spend()
+    return {"spent_usd": spend["spent_usd"], "committed_usd": spend["committed_usd"],
+            "would_cost_usd": spend["would_cost_usd"], "budget_usd": state.budget()}
+
+
+def spend_text(s: dict[str, Any]) -> str:
+    """'$0.00 real spend, $0.00 running; $8.09 would have been charged (sandbox); budget $20.00.'"""
+    text = f"${s['spent_usd']:.2f} real spend, ${s['committed_usd']:.2f} running"
+    if s["would_cost_usd"]:
+        text += f"; ${s['would_cost_usd']:.2f} would have been charged (sandbox, placeholders)"
+    return text + (f"; budget ${s['budget_usd']:.2f}." if s["budget_usd"] is not None else ".")
+
+
 def _line(r: JobRow) -> JobLine:
     return JobLine(job_id=r.id, status=r.state, model=r.model_id, tool=r.tool, started_by=r.started_by,
-                   created_at=r.created_at,
-                   files=[o["path"] for o in r.outputs], estimate_usd=round(r.estimate_usd, 4), cost_usd=r.cost_usd,
-                   error=r.error)
+                   created_at=r.created_at, files=[o["path"] for o in r.outputs], estimate_usd=round(r.estimate_usd, 4),
+                   cost_usd=r.charged_usd, sandbox=r.sandbox, would_cost_usd=r.would_cost_usd, error=r.error)
+
+
+def _text_line(r: JobRow) -> str:
+    """One job in a line: id, tool/model, state, age, cost, files."""
+    cost = "sandbox" if r.sandbox else f"${r.cost_usd:.3f}" if r.cost_usd is not None else f"est ${r.estimate_usd:.3f}"
+    files = [o["path"] for o in r.outputs if not o.get("split_of")] or list(r.spec.targets or ())
+    shown = files[0] + (f" +{len(files) - 1}" if len(files) > 1 else "") if files else "-"
+    return f"{r.id} {r.tool}/{r.model_id} {r.state} {_age(r.created_at)} {cost} {shown}"
+
+
+def _age(created_at: str) -> str:
+    try:
+        s = (datetime.now(UTC) - datetime.fromisoformat(created_at.replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return "?"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{int(s // size)}{unit} ago"
+    return f"{max(0, int(s))}s ago"

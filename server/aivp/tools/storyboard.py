@@ -83,9 +83,11 @@ def register(mcp: MCPServer[Any]) -> None:
                                    ("retry_unknown", retry_unknown or None)) if v is not None}
         if mode == "plan":
             return _result(state, sb, None, "plan", steps, given=given)
-        total = sum(s.estimate_usd for s in steps if s.status not in ("exists", "invalid"))
-        check_budget(state.ledger.spend(), total, state.budget(), what="run",
-                     advice="Run fewer shots (shots=[...]), pick cheaper models, or raise the budget.")
+        todo = [s for s in steps if s.status not in ("exists", "invalid")]
+        total = sum(s.estimate_usd for s in todo)
+        if any(not s.sandbox for s in todo):  # steps on a sandbox cost nothing and never meet the budget
+            check_budget(state.ledger.spend(), sum(s.estimate_usd for s in todo if not s.sandbox), state.budget(),
+                         what="run", advice="Run fewer shots (shots=[...]), pick cheaper models, or raise the budget.")
         if (ask := await consent(ctx, state, _spend(steps, total), confirm_spend_usd)) is not None:
             return ask
         write_plan_rows(state, steps)
@@ -182,5 +184,8 @@ def _text(r: StoryboardResult, run: PipelineRun | None, note: str) -> str:
     head = {"plan": "Storyboard plan", "run": "Storyboard run", "status": "Storyboard status"}[r.mode]
     steps = f"{len([s for s in r.steps if s['status'] != 'exists'])} step(s) to do" if r.mode == "plan" else (
         run.summary() if run else "")
-    text = f"{head}: {len(r.shots)} shots ({shots}); {steps}; about ${r.estimate_usd:.2f} still to spend. {r.next_step}"
+    where = " on the real models (sandbox: placeholders, nothing is charged)" if r.estimate_usd and any(
+        s.get("sandbox") for s in r.steps) else ""
+    text = f"{head}: {len(r.shots)} shots ({shots}); {steps}; about ${r.estimate_usd:.2f} still to spend{where}. " \
+           f"{r.next_step}"
     return f"{text} {note}".strip()
