@@ -182,3 +182,13 @@ def test_m005_marks_the_old_sandbox_rows_and_keeps_the_rest_real(tmp_path: Path)
         assert [o["path"] for o in demo.outputs] == ["image/b.png"]  # the old row is intact
     finally:
         led.close()
+
+
+async def test_a_dry_run_on_the_sandbox_says_a_run_would_charge_nothing(project: Path, sandbox: Any) -> None:
+    async with Client(build_server(make_settings(project, sandbox))) as c:
+        r = await c.call_tool("generate_image", {"prompt": "a lighthouse", "dry_run": True})
+        assert not r.is_error and r.structured_content is not None and r.structured_content["sandbox"] is True
+        assert "sandbox here" in r.content[0].text and "$0.150" in r.content[0].text  # the real price still shown
+    async with Client(build_server(make_settings(project, sandbox, sandboxes=()))) as c:
+        r = await c.call_tool("generate_image", {"prompt": "a lighthouse", "dry_run": True})
+        assert "sandbox" not in r.content[0].text and r.structured_content["sandbox"] is False

@@ -156,7 +156,7 @@ async def _run(ctx: Context[Any, Any], call: Call, wait_s: float | None, dry_run
     state = state_of(ctx)
     req, why = await prepare_call(state, call, dry_run=dry_run)
     if dry_run:
-        return _estimate_only(req, why)
+        return _estimate_only(req, why, state.settings.sandboxed(req.built.route.provider))
     if (ask := await consent(ctx, state, of_request(req), confirm_spend_usd)) is not None:
         return ask
     started = await state.runner.start(req, started_by=state.caller)
@@ -185,7 +185,7 @@ async def _cutout_note(path: Path) -> str:
             " The background is now plain white, not transparent (this model returns an opaque image).")
 
 
-def _estimate_only(req: Any, why: str) -> CallToolResult:
+def _estimate_only(req: Any, why: str, sandbox: bool = False) -> CallToolResult:
     from ..jobs import record_payload
 
     b = req.built
@@ -199,4 +199,7 @@ def _estimate_only(req: Any, why: str) -> CallToolResult:
     cost = f"would cost about ${req.estimate.usd:.3f}" if req.estimate.known else "has an unknown price"
     text = (f"Dry run: {b.label} via {b.route.provider} ({b.route.endpoint}) {cost} "
             f"({req.estimate.detail}). Model: {why}. Nothing was sent.")
+    if sandbox:
+        text += f" {b.route.provider} is aivp's sandbox here: a run makes a placeholder and charges nothing."
+        result.sandbox = True
     return CallToolResult(content=[TextContent(text=text)], structured_content=result.model_dump(mode="json"))
