@@ -144,7 +144,8 @@ def lookups(sandbox: Any) -> list[Any]:
 
 
 async def test_fal_one_match_is_adopted_and_lands_at_the_requested_output(project: Path, sandbox: Any) -> None:
-    async with Client(build_server(make_settings(project, sandbox))) as c:
+    # billed as a paid provider (sandboxes=()): an unknown submit must count as committed until settled
+    async with Client(build_server(make_settings(project, sandbox, sandboxes=()))) as c:
         sandbox.fault("submit", action="drop", after=True)
         r = await c.call_tool("generate_image", {"prompt": "a found answer", "model": MODEL,
                                                  "output": "image/styles/found.png"})
