@@ -37,3 +37,19 @@ def test_nothing_below_the_app_imports_the_tools() -> None:
                  if re.search(r"^\s*from (\.\.?tools|aivp\.tools)\b|^\s*import aivp\.tools", text, re.M)
                  and not name.startswith("tools/") and name != "app.py"}
     assert importers == set()
+
+
+def test_building_the_server_leaves_the_heavy_packages_for_first_use() -> None:
+    """Start-up stays flat (bench 5): the storyboard reader, the live catalog, Pillow and PyAV load when a call
+    needs them, never because the server was built."""
+    code = ("import sys; from aivp.app import build_server; from aivp.settings import Settings; "
+            "build_server(Settings.from_env({}, project_dir=sys.argv[1])); "
+            "print(sorted(m for m in ('aivp.storyboard', 'aivp.catalog.live', 'PIL', 'av') "
+            "if m in sys.modules))")
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run([sys.executable, "-c", code, d], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -15,7 +15,6 @@ from typing import Any
 from ..catalog.params import Built
 from ..catalog.pricing import estimate_call
 from ..catalog.schema import Param
-from ..storyboard.values import BARE, parse_dialogue
 
 SPEECH = re.compile(r"\b(?:say|says|said|saying|ask|asks|asked|shouts?|shouted|whispers?|whispered|calls?|called|"
                     r"calling|repl(?:y|ies|ied)|answers?|answered|yells?|yelled|mutters?|murmurs?|speaks?|speaking|"
@@ -26,6 +25,8 @@ def has_dialogue(text: str | None) -> bool:
     """A spoken line in a prompt (see the module text)."""
     if not text:
         return False
+    from ..storyboard.values import BARE, parse_dialogue  # lazy: the storyboard package costs 14 ms of start-up
+
     return bool(parse_dialogue(text, bare=False)) or bool(BARE.search(text) and SPEECH.search(text))
 
 
